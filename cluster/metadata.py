@@ -1,0 +1,181 @@
+"""Replicated metadata: quorum reads and writes of LWW records over HRW owners.
+
+Metadata is partitioned (by bucket; bucket records themselves in one partition). A
+partition's owners are the top ``R`` nodes by rendezvous hash over every node that has
+not *left* the cluster: a failed node stays an owner, so a crash never silently moves a
+partition to a node that has none of its data (moving data on membership change is the
+handoff's job, not the read path's).
+
+Consistency contract (see docs/architecture.md):
+
+* a write is sent to all owners and acknowledged after ``W`` of them applied it; the
+  rest finish in the background;
+* a read asks all owners and answers from the newest of the first ``R_q`` replies,
+  with ``W + R_q > R`` so it sees every acknowledged write; stale owners are repaired;
+* when fewer than ``R_q`` owners answer but at least one does, the read is served
+  *degraded* from what answered (availability over strictness when more than R - W
+  owners are down); with none, ``QuorumError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from cluster.membership import Member
+from cluster.nodeclient import NodeClient, NodeUnavailable
+from cluster.store import newer
+from placement.hrw import Candidate, owners
+
+log = logging.getLogger(__name__)
+
+Record = dict[str, Any]
+
+
+class QuorumError(Exception):
+    """Not enough owners answered; the caller maps it to 503 ServiceUnavailable."""
+
+
+def candidates(members: Sequence[Member]) -> list[Candidate]:
+    """Placement's view of storage nodes: name, zone and capacity as weight."""
+    out = []
+    for m in members:
+        weight = max(m.capacity, 1) / 2**40 if m.capacity else 1.0
+        out.append(Candidate(name=m.name, zone=m.zone or "default", weight=weight))
+    return out
+
+
+class MetadataReplicator:
+    def __init__(
+        self,
+        client: NodeClient,
+        members: Callable[[], list[Member]],
+        r: int = 3,
+        w: int = 2,
+        rq: int = 2,
+    ) -> None:
+        self.client = client
+        self._members = members
+        self.r, self.w, self.rq = r, w, rq
+        self._background: set[asyncio.Task] = set()
+
+    def owners(self, partition: str) -> list[Member]:
+        nodes = [m for m in self._members() if m.role == "node" and m.status != "left"]
+        by_name = {m.name: m for m in nodes}
+        if not nodes:
+            raise QuorumError("no storage nodes in the cluster")
+        picked = owners(partition.encode(), candidates(nodes), self.r)
+        return [by_name[c.name] for c in picked]
+
+    def _quorums(self, n_owners: int) -> tuple[int, int]:
+        # A cluster smaller than R keeps the same overlap rule on what it has.
+        w = min(self.w, n_owners)
+        rq = min(self.rq, n_owners)
+        if n_owners < self.r:
+            w = n_owners // 2 + 1
+            rq = n_owners - w + 1
+        return w, rq
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def put(self, partition: str, items: list[tuple[str, Record]]) -> None:
+        """Write ``items`` (already stamped) to the partition's owners; returns at W acks."""
+        targets = self.owners(partition)
+        need, _ = self._quorums(len(targets))
+        tasks = [asyncio.ensure_future(self.client.meta_put(m.api, items)) for m in targets]
+        acked = 0
+        for fut in asyncio.as_completed(tasks):
+            try:
+                await fut
+                acked += 1
+            except NodeUnavailable:
+                continue
+            if acked >= need:
+                for t in tasks:
+                    if not t.done():
+                        self._spawn(_quietly(t))
+                return
+        raise QuorumError(f"metadata write reached {acked} of {need} owners")
+
+    async def get(self, partition: str, key: str) -> Record | None:
+        """The newest record for ``key`` (tombstones included), or None."""
+        results = await self._gather(
+            partition, lambda api: self.client.meta_get(api, [key]), self._quorums
+        )
+        best: Record | None = None
+        for _, recs in results:
+            if recs[0] is not None and newer(recs[0], best):
+                best = recs[0]
+        if best is not None:
+            stale = [m for m, recs in results if recs[0] != best]
+            for m in stale:
+                self._spawn(_quietly(self.client.meta_put(m.api, [(key, best)])))
+        return best
+
+    async def scan(
+        self, partition: str, start: str, end: str, limit: int
+    ) -> tuple[list[tuple[str, Record]], str | None]:
+        """Merged records with keys in [start, end), newest version of each key.
+
+        Returns (items, resume): ``resume`` is the key to continue from, or None when the
+        range is exhausted. Items past the smallest last key of a truncated owner are held
+        back: that owner has not shown them yet, so they are not complete.
+        """
+        results = await self._gather(
+            partition,
+            lambda api: self.client.meta_scan(api, start, end, limit),
+            self._quorums,
+        )
+        merged: dict[str, Record] = {}
+        horizon: str | None = None
+        for _, (items, truncated) in results:
+            for k, rec in items:
+                if newer(rec, merged.get(k)):
+                    merged[k] = rec
+            if truncated and items:
+                last = items[-1][0]
+                horizon = last if horizon is None else min(horizon, last)
+        keys = sorted(merged)
+        if horizon is not None:
+            keys = [k for k in keys if k <= horizon]
+            return [(k, merged[k]) for k in keys], horizon + "\x00"
+        return [(k, merged[k]) for k in keys], None
+
+    async def _gather(
+        self,
+        partition: str,
+        call: Callable[[str], Any],
+        quorums: Callable[[int], tuple[int, int]],
+    ) -> list[tuple[Member, Any]]:
+        targets = self.owners(partition)
+        _, need = quorums(len(targets))
+        tasks = {asyncio.ensure_future(call(m.api)): m for m in targets}
+        results: list[tuple[Member, Any]] = []
+        pending = set(tasks)
+        while pending and len(results) < need:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for t in done:
+                if t.exception() is None:
+                    results.append((tasks[t], t.result()))
+                elif not isinstance(t.exception(), NodeUnavailable):
+                    raise t.exception()  # type: ignore[misc]
+        for t in pending:
+            t.cancel()
+        if not results:
+            raise QuorumError("no metadata owner answered")
+        if len(results) < need:
+            log.warning("degraded metadata read of %s: %d of %d owners", partition,
+                        len(results), need)
+        return results
+
+
+async def _quietly(aw: Any) -> None:
+    try:
+        await aw
+    except Exception:  # background completion of an already-acknowledged write
+        pass

@@ -1,0 +1,87 @@
+"""`shoal node`: one storage node process — RocksDB, the node API, and its serf agent.
+
+The HTTP server starts first and the serf agent second, so by the time gossip
+announces the node, its API answers. The node's name is kept in its data directory:
+object records name the nodes holding shards, so a restarted node must come back
+under the same name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+
+from cluster.nodeapp import create_node_app
+from cluster.process import Secrets, disk_capacity, own_address, start_serf
+from cluster.serfagent import SerfAgent
+from cluster.store import NodeStore
+
+log = logging.getLogger("shoal.node")
+
+
+@dataclass
+class NodeOptions:
+    data: Path
+    name: str | None
+    zone: str
+    api_host: str
+    api_port: int
+    advertise_api: str | None
+    serf_bind: str
+    serf_rpc: str
+    join: list[str]
+    capacity: int | None
+
+
+def node_identity(data: Path, requested: str | None, zone: str) -> tuple[str, str]:
+    """(name, zone): remembered across restarts; a new node takes the given or host name."""
+    ident = data / "node.json"
+    if ident.exists():
+        saved = json.loads(ident.read_text())
+        if requested and requested != saved["name"]:
+            raise SystemExit(f"shoal node: {data} belongs to node {saved['name']!r}")
+        return saved["name"], saved.get("zone", zone)
+    name = requested or socket.gethostname()
+    ident.write_text(json.dumps({"name": name, "zone": zone}))
+    return name, zone
+
+
+def run_node(opts: NodeOptions) -> None:
+    secrets = Secrets.from_env()
+    opts.data.mkdir(parents=True, exist_ok=True)
+    name, zone = node_identity(opts.data, opts.name, opts.zone)
+    api = opts.advertise_api or f"http://{_advertised_host(opts.api_host)}:{opts.api_port}"
+    app = create_node_app(NodeStore(opts.data / "db"), secrets.cluster_secret.encode(),
+                          name, zone)
+    config = uvicorn.Config(app, host=opts.api_host, port=opts.api_port, loop="uvloop",
+                            http="httptools", log_level="warning", timeout_keep_alive=30)
+    server = uvicorn.Server(config)
+    tags = {"role": "node", "api": api, "zone": zone,
+            "capacity": str(opts.capacity or disk_capacity(opts.data))}
+    asyncio.run(_serve(server, lambda: start_serf(
+        name, opts.data, opts.serf_bind, opts.serf_rpc, opts.join, tags, secrets)))
+
+
+def _advertised_host(host: str) -> str:
+    return own_address() if host in ("0.0.0.0", "") else host
+
+
+async def _serve(server: uvicorn.Server, start_agent: object) -> None:
+    agent: SerfAgent | None = None
+    task = asyncio.ensure_future(server.serve())
+    while not server.started and not task.done():
+        await asyncio.sleep(0.02)
+    try:
+        if server.started:
+            agent = await asyncio.to_thread(start_agent)  # type: ignore[arg-type]
+            log.info("node serving; serf agent pid %s", agent.pid)
+        await task
+    finally:
+        if agent is not None:
+            agent.stop(leave=False)

@@ -1,0 +1,65 @@
+"""What every Shoal process shares: secrets from the environment, ports, its serf agent."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from cluster.serfagent import SerfAgent, SerfConfig, split_hostport
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """Cluster secrets. Passed by environment only, never on a command line (ps shows it)."""
+
+    cluster_secret: str  # node API HMAC key
+    gossip_key: str  # serf encrypt key
+    rpc_token: str  # serf agent RPC auth
+
+    ENV = ("SHOAL_CLUSTER_SECRET", "SHOAL_GOSSIP_KEY", "SHOAL_RPC_TOKEN")
+
+    @classmethod
+    def from_env(cls) -> Secrets:
+        missing = [name for name in cls.ENV if not os.environ.get(name)]
+        if missing:
+            raise SystemExit(f"shoal: set {', '.join(missing)} in the environment")
+        return cls(*(os.environ[name] for name in cls.ENV))
+
+    def env(self) -> dict[str, str]:
+        return dict(zip(self.ENV, (self.cluster_secret, self.gossip_key, self.rpc_token),
+                        strict=True))
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def own_address() -> str:
+    """This host's address as peers see it (containers: the service network address)."""
+    try:
+        return socket.gethostbyname(socket.gethostname())
+    except OSError:
+        return "127.0.0.1"
+
+
+def disk_capacity(path: Path) -> int:
+    return shutil.disk_usage(path).total
+
+
+def start_serf(name: str, data: Path, bind: str, rpc: str, join: list[str],
+               tags: dict[str, str], secrets: Secrets) -> SerfAgent:
+    """Start this process's own serf agent (a child that dies with us)."""
+    host, _ = split_hostport(bind)
+    advertise = f"{own_address()}:{split_hostport(bind)[1]}" if host == "0.0.0.0" else None
+    agent = SerfAgent(SerfConfig(
+        node_name=name, bind=bind, rpc_addr=rpc, tags=tags, encrypt_key=secrets.gossip_key,
+        rpc_auth=secrets.rpc_token, join=[j for j in join if j], data_dir=data / "serf",
+        advertise=advertise,
+    ))
+    agent.start()
+    return agent

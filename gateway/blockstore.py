@@ -1,0 +1,220 @@
+"""The object data path: a byte stream in, erasure-coded shards on nodes, and back.
+
+Write: the body is cut into ``BLOCK_SIZE`` blocks; each block is hashed for the client
+(MD5/checksums), encoded into k+m shards and BLAKE3-hashed in ONE worker-thread call
+(the only place this module leaves the event loop), then its shards go to k+m nodes
+picked by zone-aware rendezvous hashing on the block id. A block counts as written once
+``policy.write_quorum`` shards are durable (each node syncs its WAL before answering);
+failed slots are retried once on the next nodes in rank and otherwise left empty for
+repair. At most ``PIPELINE`` blocks are in flight, so memory is bounded per upload.
+
+Read: the k data shards are asked first (decoding them is a copy); when one fails, or
+has not answered within ``HEDGE_AFTER`` seconds (a hung node), parity shards are asked
+too and any k of them decode the block. A read never returns bytes that failed their
+BLAKE3 check: such a shard counts as missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
+
+from cluster.nodeclient import NodeUnavailable, ShardMissing
+from placement.codec import BLOCK_SIZE, NotEnoughShards, codec_for, shard_hash
+from placement.hrw import place, rank
+from placement.policy import StoragePolicy
+
+from gateway.errors import S3Error
+from gateway.records import BlockRef, ShardRef
+
+if TYPE_CHECKING:
+    from gateway.backend import Backend
+
+log = logging.getLogger(__name__)
+
+PIPELINE = 2  # blocks encoded/sent concurrently per upload
+HEDGE_AFTER = 1.0  # seconds before parity is asked for beside slow data shards
+HASH_CHARS = 32  # hex chars of BLAKE3 kept in records (128 bits)
+
+Digest = Callable[[memoryview], None]
+
+
+class Unavailable(S3Error):
+    def __init__(self, message: str) -> None:
+        super().__init__("ServiceUnavailable", message)
+
+
+def _encode(policy: StoragePolicy, block: bytes, digest: Digest | None) -> list[tuple[bytes, str]]:
+    """CPU work for one block: client digests, erasure coding and shard hashes."""
+    if digest is not None:
+        digest(memoryview(block))
+    shards = codec_for(policy).encode(block)
+    return [(s, shard_hash(s)) for s in shards]
+
+
+class BlockWriter:
+    """Writes one object's (or part's) blocks; ``abort`` removes what was written."""
+
+    def __init__(self, backend: Backend, policy: StoragePolicy) -> None:
+        self.backend = backend
+        self.policy = policy
+        self.blocks: list[BlockRef] = []
+        self._inflight: list[asyncio.Task] = []
+
+    async def write(self, chunks: AsyncIterator[bytes], digest: Digest | None = None) -> int:
+        """Consume the stream; returns the byte count. Raises on any failure."""
+        buf = bytearray()
+        total = 0
+        async for chunk in chunks:
+            buf += chunk
+            total += len(chunk)
+            while len(buf) >= BLOCK_SIZE:
+                await self._submit(bytes(buf[:BLOCK_SIZE]), digest)
+                del buf[:BLOCK_SIZE]
+        if buf:
+            await self._submit(bytes(buf), digest)
+        for task in self._inflight:
+            await task
+        self.blocks = [t.result() for t in self._inflight]
+        return total
+
+    async def _submit(self, block: bytes, digest: Digest | None) -> None:
+        # Digests must see blocks in order: encode here, send in the background.
+        shards = await asyncio.to_thread(_encode, self.policy, block, digest)
+        running = [t for t in self._inflight if not t.done()]
+        if len(running) >= PIPELINE:
+            await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+        for t in self._inflight:
+            if t.done() and t.exception() is not None:
+                raise t.exception()  # type: ignore[misc]
+        self._inflight.append(asyncio.ensure_future(self._send(len(block), shards)))
+
+    async def _send(self, size: int, shards: list[tuple[bytes, str]]) -> BlockRef:
+        block_id = uuid.uuid4().hex
+        nodes = self.backend.writable_nodes()
+        if not nodes:
+            raise Unavailable("no storage node is available")
+        picks = place(block_id.encode(), nodes, self.policy.width)
+        spares = [c for c in rank(block_id.encode(), nodes) if c not in picks]
+        ref = BlockRef(id=block_id, size=size, shards=[None] * len(shards))
+
+        async def put(index: int) -> None:
+            data, digest = shards[index]
+            for cand in [picks[index], *spares[index : index + 1]]:
+                api = self.backend.api_of(cand.name)
+                if api is None:
+                    continue
+                try:
+                    await self.backend.client.put_shard(api, f"{block_id}.{index}", data, digest)
+                except NodeUnavailable:
+                    continue
+                ref.shards[index] = ShardRef(cand.name, digest[:HASH_CHARS])
+                return
+
+        await asyncio.gather(*(put(i) for i in range(len(shards))))
+        written = sum(s is not None for s in ref.shards)
+        if written < self.policy.write_quorum:
+            self.blocks.append(ref)  # so abort() removes the shards that did land
+            raise Unavailable(
+                f"only {written} of {self.policy.width} shards could be written "
+                f"(need {self.policy.write_quorum})"
+            )
+        return ref
+
+    def abort(self) -> None:
+        """Best-effort removal of everything this writer stored, in the background."""
+        for t in self._inflight:
+            if not t.done():
+                t.cancel()
+            elif not t.cancelled() and t.exception() is None:
+                self.blocks.append(t.result())
+        self.backend.spawn(delete_blocks(self.backend, list(self.blocks)))
+
+
+async def delete_blocks(backend: Backend, blocks: list[BlockRef]) -> None:
+    by_node: dict[str, list[str]] = {}
+    for b in blocks:
+        for i, s in enumerate(b.shards):
+            if s is not None:
+                by_node.setdefault(s.node, []).append(f"{b.id}.{i}")
+    for node, ids in by_node.items():
+        api = backend.api_of(node)
+        if api is not None:
+            with contextlib.suppress(NodeUnavailable, ShardMissing):
+                await backend.client.delete_shards(api, ids)
+
+
+async def read_block(backend: Backend, policy: StoragePolicy, block: BlockRef) -> bytes:
+    """One block's plaintext from any k good shards, data shards first."""
+    k = policy.read_need
+    got: dict[int, bytes] = {}
+    running: dict[asyncio.Future, int] = {}
+
+    def ask(indices: range) -> None:
+        for index in indices:
+            ref = block.shards[index]
+            api = backend.api_of(ref.node) if ref is not None else None
+            if ref is not None and api is not None:
+                call = backend.client.get_shard(api, f"{block.id}.{index}", ref.hash)
+                running[asyncio.ensure_future(call)] = index
+
+    ask(range(min(k, len(block.shards))))
+    parity_asked = False
+    try:
+        while len(got) < k:
+            if not parity_asked and (not running or len(got) + len(running) < k):
+                parity_asked = True
+                ask(range(k, len(block.shards)))
+            if not running:
+                break
+            timeout = None if parity_asked else HEDGE_AFTER
+            done, _ = await asyncio.wait(
+                running, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+            if not done:  # data shards are slow: a hung node; hedge with parity
+                parity_asked = True
+                ask(range(k, len(block.shards)))
+            for t in done:
+                index = running.pop(t)
+                if t.exception() is None:
+                    got[index] = t.result()
+                elif not isinstance(t.exception(), (NodeUnavailable, ShardMissing)):
+                    log.warning("shard %s.%d read failed: %r", block.id, index, t.exception())
+    finally:
+        for t in running:
+            t.cancel()
+    try:
+        return await asyncio.to_thread(codec_for(policy).decode, got, block.size)
+    except NotEnoughShards:
+        raise Unavailable(
+            f"block {block.id}: {len(got)} of {k} needed shards are reachable"
+        ) from None
+
+
+async def read_range(
+    backend: Backend, policy: StoragePolicy, blocks: list[BlockRef], start: int, end: int
+) -> AsyncIterator[bytes]:
+    """Bytes [start, end) of an object, block by block, one block fetched ahead."""
+    offset = 0
+    wanted: list[tuple[BlockRef, int, int]] = []
+    for b in blocks:
+        lo, hi = max(start, offset), min(end, offset + b.size)
+        if lo < hi:
+            wanted.append((b, lo - offset, hi - offset))
+        offset += b.size
+    ahead: asyncio.Task | None = None
+    try:
+        for i, (b, lo, hi) in enumerate(wanted):
+            current = ahead or asyncio.ensure_future(read_block(backend, policy, b))
+            ahead = None
+            if i + 1 < len(wanted):
+                ahead = asyncio.ensure_future(read_block(backend, policy, wanted[i + 1][0]))
+            data = await current
+            yield data[lo:hi] if (lo, hi) != (0, len(data)) else data
+    finally:
+        if ahead is not None and not ahead.done():
+            ahead.cancel()

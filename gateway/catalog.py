@@ -1,0 +1,127 @@
+"""Buckets and object records on top of the replicated metadata.
+
+Every read here is a quorum read (strong read-after-write, listings included); every
+write is stamped by the gateway's hybrid logical clock and acknowledged at W owners.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from cluster.metadata import QuorumError
+from gateway.backend import Backend
+from gateway.errors import S3Error
+from gateway.records import (
+    BUCKETS,
+    BucketRecord,
+    ObjectRecord,
+    bucket_key,
+    object_key,
+    object_prefix,
+    prefix_end,
+)
+
+SCAN_PAGE = 1000
+
+
+def unavailable(err: QuorumError) -> S3Error:
+    return S3Error("ServiceUnavailable", f"Metadata is unavailable: {err}")
+
+
+class Catalog:
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.meta = backend.meta
+
+    def stamp(self) -> list:
+        return self.backend.clock.now()
+
+    async def put(self, partition: str, items: list[tuple[str, dict[str, Any]]]) -> None:
+        try:
+            await self.meta.put(partition, items)
+        except QuorumError as err:
+            raise unavailable(err) from None
+
+    async def get(self, partition: str, key: str) -> dict[str, Any] | None:
+        try:
+            rec = await self.meta.get(partition, key)
+        except QuorumError as err:
+            raise unavailable(err) from None
+        if rec is not None:
+            self.backend.clock.observe(rec["hlc"])
+        return rec
+
+    async def scan(
+        self, partition: str, start: str, end: str, limit: int = SCAN_PAGE
+    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """Live (non-tombstone) records in [start, end), in key order, page by page."""
+        while True:
+            try:
+                items, resume = await self.meta.scan(partition, start, end, limit)
+            except QuorumError as err:
+                raise unavailable(err) from None
+            for key, rec in items:
+                if not rec.get("deleted"):
+                    yield key, rec
+            if resume is None:
+                return
+            start = resume
+
+    # Buckets -----------------------------------------------------------------
+
+    async def bucket(self, name: str) -> BucketRecord:
+        rec = await self.get(BUCKETS, bucket_key(name))
+        if rec is None or rec.get("deleted"):
+            raise S3Error("NoSuchBucket", "The specified bucket does not exist", BucketName=name)
+        return BucketRecord.from_dict(rec)
+
+    async def create_bucket(self, name: str, policy: dict[str, Any], owner: str) -> BucketRecord:
+        existing = await self.get(BUCKETS, bucket_key(name))
+        if existing is not None and not existing.get("deleted"):
+            raise S3Error(
+                "BucketAlreadyOwnedByYou",
+                "Your previous request to create the named bucket succeeded and you already own it.",
+                BucketName=name,
+            )
+        rec = BucketRecord(name=name, hlc=self.stamp(), created=time.time(), policy=policy,
+                           owner=owner)
+        await self.put(BUCKETS, [(bucket_key(name), rec.to_dict())])
+        return rec
+
+    async def delete_bucket(self, name: str) -> None:
+        await self.bucket(name)
+        for prefix in (object_prefix(name), f"u/{name}/"):
+            async for _ in self.scan(name, prefix, prefix_end(prefix), limit=10):
+                raise S3Error("BucketNotEmpty", "The bucket you tried to delete is not empty",
+                              BucketName=name)
+        tomb = {"name": name, "hlc": self.stamp(), "deleted": True, "v": 1}
+        await self.put(BUCKETS, [(bucket_key(name), tomb)])
+
+    async def buckets(self) -> list[BucketRecord]:
+        return [BucketRecord.from_dict(rec) async for _, rec in self.scan(BUCKETS, "b/", "b0")]
+
+    # Objects -----------------------------------------------------------------
+
+    async def object(self, bucket: str, key: str) -> ObjectRecord:
+        rec = await self.get(bucket, object_key(bucket, key))
+        if rec is None or rec.get("deleted"):
+            raise S3Error("NoSuchKey", "The specified key does not exist.", Key=key)
+        return ObjectRecord.from_dict(rec)
+
+    async def put_object(self, rec: ObjectRecord, extra: list | None = None) -> None:
+        """Make ``rec`` the current version; ``extra`` items commit in the same batch."""
+        items = [(object_key(rec.bucket, rec.key), rec.to_dict()), *(extra or [])]
+        await self.put(rec.bucket, items)
+
+    async def delete_object(self, bucket: str, key: str) -> None:
+        tomb = {"bucket": bucket, "key": key, "hlc": self.stamp(), "deleted": True, "v": 1}
+        await self.put(bucket, [(object_key(bucket, key), tomb)])
+
+    def objects(self, bucket: str, start_key: str, end_key: str | None
+                ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """Live object records with start_key <= key < end_key (None: to the end)."""
+        prefix = object_prefix(bucket)
+        end = prefix + end_key if end_key is not None else prefix_end(prefix)
+        return self.scan(bucket, prefix + start_key, end)

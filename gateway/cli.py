@@ -1,0 +1,96 @@
+"""The `shoal` command: `up` (a local cluster), `node` and `gateway` (one process each).
+
+Every flag of `node` and `gateway` can also come from the environment as
+SHOAL_<FLAG> (e.g. --serf-bind → SHOAL_SERF_BIND), which is how containers set them.
+Secrets come from the environment only (SHOAL_CLUSTER_SECRET, SHOAL_GOSSIP_KEY,
+SHOAL_RPC_TOKEN), never from flags, so they never show in `ps`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+from cluster.nodemain import NodeOptions, run_node
+from gateway.localcluster import UpOptions, run_up
+from gateway.server import GatewayOptions, run_gateway
+
+
+def _env(flag: str, default: str | None = None) -> str | None:
+    return os.environ.get("SHOAL_" + flag.upper().replace("-", "_"), default)
+
+
+def _add(p: argparse.ArgumentParser, flag: str, default: str | None = None, **kw: object) -> None:
+    p.add_argument(f"--{flag}", default=_env(flag, default), **kw)  # type: ignore[arg-type]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="shoal", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="run a local cluster on loopback")
+    up.add_argument("--nodes", type=int, default=6)
+    up.add_argument("--zones", type=int, default=3)
+    up.add_argument("--data", type=Path, default=Path(".shoal-data"))
+    up.add_argument("--port", type=int, default=9000)
+    up.add_argument("--host", default="127.0.0.1")
+    up.add_argument("--access-key")
+    up.add_argument("--secret-key")
+    up.add_argument("--workers", type=int, default=1)
+
+    node = sub.add_parser("node", help="run one storage node")
+    _add(node, "data", "/data")
+    _add(node, "name")
+    _add(node, "zone", "default")
+    _add(node, "api-host", "0.0.0.0")
+    _add(node, "api-port", "9100")
+    _add(node, "advertise-api")
+    _add(node, "serf-bind", "0.0.0.0:7946")
+    _add(node, "serf-rpc", "127.0.0.1:7373")
+    _add(node, "join", "")
+    _add(node, "capacity")
+
+    gw = sub.add_parser("gateway", help="run one S3 gateway")
+    _add(gw, "host", "0.0.0.0")
+    _add(gw, "port", "9000")
+    _add(gw, "data", "/data")
+    _add(gw, "name")
+    _add(gw, "zone", "default")
+    _add(gw, "serf-bind", "0.0.0.0:7946")
+    _add(gw, "serf-rpc", "127.0.0.1:7373")
+    _add(gw, "join", "")
+    _add(gw, "workers", "1")
+    _add(gw, "access-key")
+    _add(gw, "secret-key")
+    return parser
+
+
+def _joins(value: str | None) -> list[str]:
+    return [j.strip() for j in (value or "").split(",") if j.strip()]
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if args.command == "up":
+        run_up(UpOptions(args.nodes, args.zones, args.data.resolve(), args.port, args.host,
+                         args.access_key, args.secret_key, args.workers))
+    elif args.command == "node":
+        run_node(NodeOptions(
+            data=Path(args.data).resolve(), name=args.name, zone=args.zone,
+            api_host=args.api_host, api_port=int(args.api_port),
+            advertise_api=args.advertise_api, serf_bind=args.serf_bind,
+            serf_rpc=args.serf_rpc, join=_joins(args.join),
+            capacity=int(args.capacity) if args.capacity else None))
+    else:
+        run_gateway(GatewayOptions(
+            host=args.host, port=int(args.port), data=Path(args.data).resolve(),
+            name=args.name, zone=args.zone, serf_bind=args.serf_bind, serf_rpc=args.serf_rpc,
+            join=_joins(args.join), workers=int(args.workers),
+            access_key=args.access_key or "", secret_key=args.secret_key or ""))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,179 @@
+"""Metadata records and their keys: the schema of everything the gateway stores.
+
+All records are JSON dicts on the nodes (LWW by their ``hlc`` stamp); these dataclasses
+are the typed view. Every record carries ``v`` (schema version) from day one.
+
+Key layout (one RocksDB key space per node, partitioned by bucket for placement):
+
+    b/{bucket}                          bucket record      partition BUCKETS
+    o/{bucket}/{key}                    current object     partition = bucket
+    u/{bucket}/{key}\\0{upload_id}       multipart upload   partition = bucket
+    p/{bucket}/{upload_id}/{part:05d}   uploaded part      partition = bucket
+
+Bucket names cannot contain '/', so ``o/{bucket}/`` is an unambiguous prefix and keys
+sort in S3's (UTF-8 byte) listing order. Versioning will add ``v/{bucket}/{key}\\0…``
+records holding superseded versions; the current record already has ``version_id``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+SCHEMA = 1
+BUCKETS = "__buckets__"
+
+
+def bucket_key(bucket: str) -> str:
+    return f"b/{bucket}"
+
+
+def object_key(bucket: str, key: str) -> str:
+    return f"o/{bucket}/{key}"
+
+
+def object_prefix(bucket: str) -> str:
+    return f"o/{bucket}/"
+
+
+def upload_key(bucket: str, key: str, upload_id: str) -> str:
+    return f"u/{bucket}/{key}\x00{upload_id}"
+
+
+def upload_prefix(bucket: str) -> str:
+    return f"u/{bucket}/"
+
+
+def part_key(bucket: str, upload_id: str, number: int) -> str:
+    return f"p/{bucket}/{upload_id}/{number:05d}"
+
+
+def part_prefix(bucket: str, upload_id: str) -> str:
+    return f"p/{bucket}/{upload_id}/"
+
+
+def prefix_end(prefix: str) -> str:
+    """The smallest key greater than every key starting with ``prefix``."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+@dataclass
+class ShardRef:
+    node: str  # node name at write time; repair rewrites it
+    hash: str  # BLAKE3 hex (shortened) of the shard bytes
+
+
+@dataclass
+class BlockRef:
+    id: str  # shard ids on nodes are f"{id}.{index}"
+    size: int  # plaintext bytes in this block
+    shards: list[ShardRef | None]  # index = shard number; None = not written
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "size": self.size,
+            "shards": [None if s is None else [s.node, s.hash] for s in self.shards],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> BlockRef:
+        shards = [None if s is None else ShardRef(s[0], s[1]) for s in d["shards"]]
+        return cls(id=d["id"], size=d["size"], shards=shards)
+
+
+class Record:
+    """JSON round trip shared by every record: blocks in their compact form, unknown
+    fields (from a newer schema) ignored rather than fatal."""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)  # type: ignore[call-overload]
+        if "blocks" in d:
+            d["blocks"] = [b.to_dict() for b in self.blocks]  # type: ignore[attr-defined]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Any:
+        d = dict(d)
+        if "blocks" in d:
+            d["blocks"] = [BlockRef.from_dict(b) for b in d["blocks"]]
+        if "parts" in d:
+            d["parts"] = [PartInfo(**p) for p in d["parts"]]
+        known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+@dataclass
+class PartInfo:
+    number: int
+    size: int
+    etag: str
+    blocks: int  # how many of the object's blocks belong to this part
+
+
+@dataclass
+class ObjectRecord(Record):
+    bucket: str
+    key: str
+    hlc: list
+    size: int = 0
+    etag: str = ""
+    last_modified: float = 0.0
+    content_type: str = "binary/octet-stream"
+    user_meta: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)  # Content-Encoding, Cache-Control...
+    checksum: list | None = None  # [algorithm, b64, "FULL_OBJECT" | "COMPOSITE"]
+    policy: dict[str, Any] = field(default_factory=dict)
+    inline: str | None = None  # base64 body of small objects
+    blocks: list[BlockRef] = field(default_factory=list)
+    parts: list[PartInfo] = field(default_factory=list)
+    version_id: str = "null"
+    deleted: bool = False
+    v: int = SCHEMA
+
+
+
+@dataclass
+class BucketRecord(Record):
+    name: str
+    hlc: list
+    created: float = 0.0
+    policy: dict[str, Any] = field(default_factory=dict)
+    owner: str = ""
+    versioning: str = ""  # "", "Enabled", "Suspended"
+    deleted: bool = False
+    v: int = SCHEMA
+
+
+
+@dataclass
+class UploadRecord(Record):
+    bucket: str
+    key: str
+    upload_id: str
+    hlc: list
+    initiated: float = 0.0
+    content_type: str = "binary/octet-stream"
+    user_meta: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    checksum_algorithm: str | None = None
+    policy: dict[str, Any] = field(default_factory=dict)
+    deleted: bool = False
+    v: int = SCHEMA
+
+
+
+@dataclass
+class PartRecord(Record):
+    upload_id: str
+    number: int
+    hlc: list
+    size: int = 0
+    etag: str = ""
+    last_modified: float = 0.0
+    checksum: list | None = None
+    blocks: list[BlockRef] = field(default_factory=list)
+    deleted: bool = False
+    v: int = SCHEMA
+

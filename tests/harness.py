@@ -1,0 +1,182 @@
+"""Real clusters for tests: `shoal up` as a subprocess, processes found by command line.
+
+Nothing here stands in for a Shoal component: the cluster is the same command a user
+runs, and faults are real signals sent to real node processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import boto3
+from botocore.config import Config
+
+ROOT = Path(__file__).resolve().parent.parent
+SHOAL = Path(sys.executable).with_name("shoal")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cmdlines() -> dict[int, list[str]]:
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                raw = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if raw:
+                out[int(entry.name)] = raw.decode(errors="replace").split("\0")[:-1]
+    return out
+
+
+class ShoalCluster:
+    """`shoal up --nodes N --zones Z` on a fresh port and data directory."""
+
+    def __init__(self, data: Path, nodes: int = 6, zones: int = 3) -> None:
+        self.data = data
+        self.nodes = nodes
+        self.zones = zones
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+        self.access_key = self.secret_key = ""
+        self.extra: list[subprocess.Popen] = []
+
+    def start(self, timeout: float = 90.0) -> float:
+        """Start and wait until serving; returns the seconds it took."""
+        started = time.monotonic()
+        self.log = open(self.data.with_suffix(".up.log"), "ab")  # noqa: SIM115
+        self.data.mkdir(parents=True, exist_ok=True)
+        out = self.data.parent / f"{self.data.name}.stdout"
+        self.proc = subprocess.Popen(
+            [str(SHOAL), "up", "--nodes", str(self.nodes), "--zones", str(self.zones),
+             "--data", str(self.data), "--port", str(self.port)],
+            stdout=open(out, "wb"), stderr=self.log, stdin=subprocess.DEVNULL)  # noqa: SIM115
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = out.read_text(errors="replace")
+            if "Press Ctrl-C" in text:
+                self.access_key = re.search(r"access key: (\S+)", text).group(1)
+                self.secret_key = re.search(r"secret key: (\S+)", text).group(1)
+                return time.monotonic() - started
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise RuntimeError(f"shoal up failed:\n{out.read_text()}\n{self.tail_logs()}")
+
+    def tail_logs(self) -> str:
+        parts = []
+        for log in sorted(self.data.glob("*.log")):
+            parts.append(f"--- {log.name}\n" + log.read_text(errors="replace")[-3000:])
+        return "\n".join(parts)
+
+    def stop(self) -> None:
+        for p in self.extra:
+            if p.poll() is None:
+                p.terminate()
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        for pid in self.node_pids().values():  # stopped (SIGSTOP) children ignore SIGTERM
+            os.kill(pid, signal.SIGCONT)
+        for p in self.extra:
+            p.wait(10)
+
+    # Processes ---------------------------------------------------------------
+
+    def node_pids(self) -> dict[str, int]:
+        """{node name: pid} of this cluster's live `shoal node` processes."""
+        found = {}
+        for pid, argv in cmdlines().items():
+            if "node" in argv and "--data" in argv:
+                data = argv[argv.index("--data") + 1]
+                if Path(data).parent == self.data:
+                    found[Path(data).name] = pid
+        return found
+
+    def gateway_pids(self) -> list[int]:
+        return [pid for pid, argv in cmdlines().items()
+                if "gateway" in argv and str(self.data) in " ".join(argv)]
+
+    def signal_node(self, name: str, sig: int) -> None:
+        os.kill(self.node_pids()[name], sig)
+
+    def start_gateway(self) -> str:
+        """A second gateway process joining the same cluster; returns its endpoint."""
+        ident = json.loads((self.data / "cluster.json").read_text())
+        runtime = json.loads((self.data / "runtime.json").read_text())
+        port = free_port()
+        env = {**os.environ, "SHOAL_CLUSTER_SECRET": ident["cluster_secret"],
+               "SHOAL_GOSSIP_KEY": ident["gossip_key"], "SHOAL_RPC_TOKEN": ident["rpc_token"],
+               "SHOAL_ACCESS_KEY": self.access_key, "SHOAL_SECRET_KEY": self.secret_key}
+        name = f"gateway-{port}"
+        self.extra.append(subprocess.Popen(
+            [str(SHOAL), "gateway", "--host", "127.0.0.1", "--port", str(port),
+             "--data", str(self.data / name), "--name", name,
+             "--serf-bind", f"127.0.0.1:{free_port()}",
+             "--serf-rpc", f"127.0.0.1:{free_port()}", "--join", runtime["seed"]],
+            env=env, stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL))
+        endpoint = f"http://127.0.0.1:{port}"
+        wait_healthy(endpoint, self.nodes)
+        return endpoint
+
+    # Clients -----------------------------------------------------------------
+
+    def client(self, endpoint: str | None = None, **config: object):  # noqa: ANN201
+        return boto3.client(
+            "s3", endpoint_url=endpoint or self.endpoint, region_name="us-east-1",
+            aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key,
+            config=Config(s3={"addressing_style": "path"},
+                          retries={"max_attempts": 2, "mode": "standard"},
+                          **config))  # type: ignore[arg-type]
+
+    def aws_env(self) -> dict[str, str]:
+        return {**os.environ, "AWS_ACCESS_KEY_ID": self.access_key,
+                "AWS_SECRET_ACCESS_KEY": self.secret_key, "AWS_DEFAULT_REGION": "us-east-1",
+                "AWS_EC2_METADATA_DISABLED": "true", "AWS_PAGER": ""}
+
+    def aws(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """The Debian aws CLI v2 (/usr/bin/aws), never a v1 from PATH."""
+        return subprocess.run(["/usr/bin/aws", "--endpoint-url", self.endpoint, *args],
+                              env=self.aws_env(), capture_output=True, text=True, check=check,
+                              timeout=600)
+
+
+def wait_healthy(endpoint: str, nodes: int, timeout: float = 30.0) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(endpoint + "/_shoal/health", timeout=1) as r:
+                if json.load(r)["nodes"].get("alive", 0) >= nodes:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{endpoint} did not see {nodes} alive nodes")
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.2) -> bool:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
