@@ -1,0 +1,237 @@
+"""The storage node's HTTP API (Starlette), served to gateways and peers.
+
+Every route is authenticated. ``NodeAuthMiddleware`` checks the HMAC headers before a
+single body byte is read; each handler then reads the body and checks it against the
+signed ``x-shoal-content-hash``. Either failure answers 403 and touches nothing.
+
+Routes (JSON bodies, stdlib json):
+
+* ``PUT /shards/{id}`` shard bytes -> 204. The content hash *is* the shard's BLAKE3, so a
+  shard whose declared hash does not match its bytes is refused (403) and never stored.
+* ``GET /shards/{id}`` -> 200 bytes + ``x-shoal-blake3``; 404 absent; 409 corrupt.
+* ``POST /shards/delete`` {"ids": [...]} -> 204.
+* ``POST /meta/put`` {"items": [[key, record], ...]} -> {"applied": [bool, ...]}.
+* ``POST /meta/get`` {"keys": [...]} -> {"records": [record | null, ...]}.
+* ``POST /meta/scan`` {"start", "end", "limit", "summary"} -> {"items", "truncated"};
+  summary drops each record's "inline" field so listings never ship object bodies.
+* ``GET /health`` -> {"name", "zone", "shards", "bytes", "meta_keys"}.
+
+Every operation is idempotent (puts of the same shard or record, deletes), which is what
+lets the client retry on a dropped keep-alive connection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from cluster.nodeauth import HASH_HEADER, AuthError, Verifier, content_hash_async
+from cluster.store import CorruptShard, NodeStore
+
+SHARD_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+MAX_SCAN = 10_000  # items per scan response; callers page on "truncated"
+
+
+class BadRequest(Exception):
+    """Malformed request body or parameter: 400, nothing changed."""
+
+
+class NodeAuthMiddleware:
+    """Pure ASGI: reject unauthenticated HTTP requests with 403 before reading the body."""
+
+    def __init__(self, app: ASGIApp, verifier: Verifier) -> None:
+        self.app = app
+        self.verifier = verifier
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+            try:
+                self.verifier.check(scope["method"], path_qs(scope), headers)
+            except AuthError as exc:
+                await JSONResponse({"error": "forbidden", "reason": str(exc)}, 403)(
+                    scope, receive, send
+                )
+                return
+        await self.app(scope, receive, send)
+
+
+def path_qs(scope: Scope) -> str:
+    """The request target as the client signed it: raw path, then ``?query`` if any."""
+    raw = scope.get("raw_path") or scope["path"].encode()
+    path = raw.decode("latin-1").split("?", 1)[0]
+    qs = scope.get("query_string", b"").decode("latin-1")
+    return f"{path}?{qs}" if qs else path
+
+
+async def verified_body(request: Request) -> bytes:
+    """The whole body, or AuthError if it is not the body whose hash was signed."""
+    body = await request.body()
+    if await content_hash_async(body) != request.headers.get(HASH_HEADER):
+        raise AuthError("body does not match x-shoal-content-hash")
+    return body
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    try:
+        doc = json.loads(await verified_body(request))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"bad JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise BadRequest("body must be a JSON object")
+    return doc
+
+
+def _str_list(doc: dict[str, Any], name: str) -> list[str]:
+    value = doc.get(name)
+    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+        raise BadRequest(f"{name!r} must be a list of strings")
+    return value
+
+
+def _shard_id(request: Request) -> str:
+    shard_id = request.path_params["shard_id"]
+    if not SHARD_ID.fullmatch(shard_id):
+        raise BadRequest("bad shard id")
+    return shard_id
+
+
+def create_node_app(store: NodeStore, secret: bytes, name: str, zone: str) -> Starlette:
+    """The node API over ``store``. The app's lifespan starts and closes the store."""
+
+    async def put_shard(request: Request) -> Response:
+        shard_id = _shard_id(request)
+        body = await verified_body(request)
+        # verified_body proved the signed content hash is this body's BLAKE3.
+        await store.put_shard(shard_id, body, request.headers[HASH_HEADER])
+        return Response(status_code=204)
+
+    async def get_shard(request: Request) -> Response:
+        shard_id = _shard_id(request)
+        await verified_body(request)
+        try:
+            found = await store.get_shard_with_hash(shard_id)
+        except CorruptShard:
+            return JSONResponse({"error": "corrupt"}, 409)
+        if found is None:
+            return JSONResponse({"error": "not found"}, 404)
+        data, digest = found
+        return Response(data, 200, {"x-shoal-blake3": digest}, "application/octet-stream")
+
+    async def delete_shards(request: Request) -> Response:
+        ids = _str_list(await json_body(request), "ids")
+        if not all(SHARD_ID.fullmatch(i) for i in ids):
+            raise BadRequest("bad shard id")
+        await store.delete_shards(ids)
+        return Response(status_code=204)
+
+    async def meta_put(request: Request) -> Response:
+        items = (await json_body(request)).get("items")
+        if not isinstance(items, list) or not all(
+            isinstance(it, list) and len(it) == 2 and isinstance(it[0], str)
+            and isinstance(it[1], dict)
+            for it in items
+        ):
+            raise BadRequest("'items' must be a list of [key, record]")
+        try:
+            applied = await store.meta_put([(k, r) for k, r in items])
+        except (ValueError, UnicodeEncodeError) as exc:
+            raise BadRequest(str(exc)) from None
+        return JSONResponse({"applied": applied})
+
+    async def meta_get(request: Request) -> Response:
+        keys = _str_list(await json_body(request), "keys")
+        try:
+            records = await store.meta_get(keys)
+        except UnicodeEncodeError as exc:
+            raise BadRequest(str(exc)) from None
+        return JSONResponse({"records": records})
+
+    async def meta_scan(request: Request) -> Response:
+        doc = await json_body(request)
+        start, end, limit = doc.get("start"), doc.get("end", ""), doc.get("limit")
+        summary = doc.get("summary", True)
+        if not isinstance(start, str) or not isinstance(end, str):
+            raise BadRequest("'start' and 'end' must be strings")
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
+            raise BadRequest("'limit' must be a non-negative integer")
+        if not isinstance(summary, bool):
+            raise BadRequest("'summary' must be a boolean")
+        try:
+            items, truncated = await store.meta_scan(start, end, min(limit, MAX_SCAN))
+        except UnicodeEncodeError as exc:
+            raise BadRequest(str(exc)) from None
+        if summary:
+            items = [(k, {f: v for f, v in r.items() if f != "inline"}) for k, r in items]
+        return JSONResponse({"items": items, "truncated": truncated})
+
+    async def health(request: Request) -> Response:
+        await verified_body(request)
+        return JSONResponse({"name": name, "zone": zone, **(await store.astats())})
+
+    async def forbidden(request: Request, exc: Exception) -> Response:
+        return JSONResponse({"error": "forbidden", "reason": str(exc)}, 403)
+
+    async def bad_request(request: Request, exc: Exception) -> Response:
+        return JSONResponse({"error": "bad request", "reason": str(exc)}, 400)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await store.start()
+        try:
+            yield
+        finally:
+            await store.close()
+
+    return Starlette(
+        routes=[
+            Route("/shards/delete", delete_shards, methods=["POST"]),
+            Route("/shards/{shard_id}", put_shard, methods=["PUT"]),
+            Route("/shards/{shard_id}", get_shard, methods=["GET"]),
+            Route("/meta/put", meta_put, methods=["POST"]),
+            Route("/meta/get", meta_get, methods=["POST"]),
+            Route("/meta/scan", meta_scan, methods=["POST"]),
+            Route("/health", health, methods=["GET"]),
+        ],
+        exception_handlers={AuthError: forbidden, BadRequest: bad_request},
+        middleware=[Middleware(NodeAuthMiddleware, verifier=Verifier(secret))],
+        lifespan=lifespan,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Development runner: one node on loopback, secret from SHOAL_CLUSTER_SECRET."""
+    import uvicorn
+
+    p = argparse.ArgumentParser(prog="python -m cluster.nodeapp")
+    p.add_argument("--data", required=True, type=Path)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", required=True, type=int)
+    p.add_argument("--name", required=True)
+    p.add_argument("--zone", default="z1")
+    args = p.parse_args(argv)
+    secret = os.environ.get("SHOAL_CLUSTER_SECRET")
+    if not secret:
+        p.error("SHOAL_CLUSTER_SECRET must be set")
+    app = create_node_app(NodeStore(args.data), secret.encode(), args.name, args.zone)
+    uvicorn.run(
+        app, host=args.host, port=args.port, loop="uvloop", http="httptools",
+        log_level="warning", timeout_keep_alive=30,
+    )
+
+
+if __name__ == "__main__":
+    main()

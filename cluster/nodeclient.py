@@ -1,0 +1,218 @@
+"""The one HTTP client that gateways and peers use to reach storage nodes.
+
+Every request is signed with the cluster secret (``cluster.nodeauth``), re-signed on each
+attempt so it never trips the node's replay check.
+
+Failure model, which callers rely on:
+
+* ``NodeUnavailable`` -- the node could not serve the call: connection refused or reset,
+  timeout, 5xx, or the node is marked down. ``NodeRejected`` (a subclass) is a 4xx the
+  node gave for a request it would not accept (bad signature or clock skew: 403; malformed:
+  400); callers that fall back to another node on ``NodeUnavailable`` therefore also fall
+  back from a node that refuses them.
+* ``ShardMissing`` -- the node answered, but does not have the shard (404) or the shard is
+  corrupt (409, or the bytes received do not match their hash): ``.corrupt`` tells which.
+
+Circuit breaker: after a connection failure or a timeout, the node's base URL is marked
+down for ``down_cooldown`` seconds and calls to it fail at once with ``NodeUnavailable`` --
+a hung (SIGSTOPped) node costs one timeout, not one per request. When the cooldown ends,
+one call probes the node while the others keep failing fast; any HTTP answer below 500
+clears the mark, another failure renews it.
+
+Retries: every node API operation is idempotent, so a request whose pooled keep-alive
+connection turned out to be closed by the node is retried once on a fresh connection.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import aiohttp
+from yarl import URL
+
+from cluster.nodeauth import content_hash, content_hash_async, sign
+
+
+class NodeUnavailable(Exception):
+    """The node could not serve the call (refused, timeout, 5xx, or marked down)."""
+
+
+class NodeRejected(NodeUnavailable):
+    """The node refused the request with a 4xx (403 auth/clock skew, 400 malformed)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"node refused the request: {status} {message}")
+        self.status = status
+
+
+class ShardMissing(Exception):
+    """The node has no good copy of the shard: absent (404) or corrupt (``corrupt``)."""
+
+    def __init__(self, message: str, corrupt: bool = False) -> None:
+        super().__init__(message)
+        self.corrupt = corrupt
+
+
+class NodeClient:
+    """Signed, pooled HTTP calls to storage nodes, with a per-node circuit breaker."""
+
+    def __init__(
+        self,
+        secret: bytes,
+        timeout: float = 5.0,
+        connect_timeout: float = 1.0,
+        down_cooldown: float = 2.0,
+    ) -> None:
+        self._secret = secret
+        self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=connect_timeout)
+        self._cooldown = down_cooldown
+        self._down_until: dict[str, float] = {}  # api -> monotonic time the mark expires
+        self._probing: set[str] = set()
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        """Open the connection pool (idempotent)."""
+        if self._session is None:
+            # Idle connections are dropped before the node's keep-alive timeout (uvicorn's
+            # default is 5 s), so the pool rarely hands out one the node has closed.
+            connector = aiohttp.TCPConnector(limit=0, limit_per_host=64, keepalive_timeout=4.0)
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=self._timeout, auto_decompress=False
+            )
+
+    async def close(self) -> None:
+        """Close the pool; in-flight calls fail."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # -- circuit breaker ----------------------------------------------------------------------
+
+    def is_down(self, api: str) -> bool:
+        """True while the node is marked down (its cooldown runs or a probe is in flight)."""
+        until = self._down_until.get(api)
+        if until is None:
+            return False
+        return time.monotonic() < until or api in self._probing
+
+    def _mark_down(self, api: str) -> None:
+        self._down_until[api] = time.monotonic() + self._cooldown
+
+    def _admit(self, api: str) -> bool:
+        """Whether a call may go out; True for a probe, which the caller must finish."""
+        if api not in self._down_until:
+            return False
+        if self.is_down(api):
+            raise NodeUnavailable(f"{api} is marked down")
+        self._probing.add(api)
+        return True
+
+    # -- transport ------------------------------------------------------------------------
+
+    async def _call(
+        self,
+        api: str,
+        method: str,
+        path: str,
+        body: bytes = b"",
+        body_hash: str | None = None,
+    ) -> tuple[int, dict[str, str], bytes]:
+        """(status, headers, body) of a response below 500; raises NodeUnavailable else."""
+        if self._session is None:
+            raise RuntimeError("NodeClient.start() was not called")
+        probe = self._admit(api)
+        try:
+            body_hash = body_hash if body_hash is not None else await content_hash_async(body)
+            url = URL(api.rstrip("/") + path, encoded=True)
+            for attempt in (1, 2):
+                headers = sign(self._secret, method, url.raw_path_qs, body_hash)
+                try:
+                    async with self._session.request(
+                        method, url, data=body if body else None, headers=headers
+                    ) as resp:
+                        data = await resp.read()
+                        status, rheaders = resp.status, dict(resp.headers)
+                except aiohttp.ServerDisconnectedError as exc:
+                    if attempt == 1:
+                        continue  # a stale pooled connection; all operations are idempotent
+                    self._mark_down(api)
+                    raise NodeUnavailable(f"{api}: {exc!r}") from exc
+                except (TimeoutError, aiohttp.ClientConnectionError) as exc:
+                    self._mark_down(api)
+                    raise NodeUnavailable(f"{api}: {exc!r}") from exc
+                break
+            if status >= 500:
+                raise NodeUnavailable(f"{api}: {method} {path} -> {status}")
+            self._down_until.pop(api, None)
+            return status, {k.lower(): v for k, v in rheaders.items()}, data
+        finally:
+            if probe:
+                self._probing.discard(api)
+
+    async def _json(self, api: str, path: str, doc: dict[str, Any]) -> Any:
+        status, _, data = await self._call(api, "POST", path, json.dumps(doc).encode())
+        if status == 204:
+            return None
+        if status != 200:
+            raise NodeRejected(status, data[:200].decode("utf-8", "replace"))
+        return json.loads(data)
+
+    # -- shards -------------------------------------------------------------------------------
+
+    async def put_shard(self, api: str, shard_id: str, data: bytes, blake3_hex: str) -> None:
+        """Store a shard; ``blake3_hex`` is sent as the signed content hash, so the node
+        refuses (``NodeRejected`` 403) bytes that do not match it. Durable on return."""
+        status, _, body = await self._call(api, "PUT", f"/shards/{shard_id}", data, blake3_hex)
+        if status != 204:
+            raise NodeRejected(status, body[:200].decode("utf-8", "replace"))
+
+    async def get_shard(self, api: str, shard_id: str, expected_hash: str | None = None) -> bytes:
+        """The shard's bytes, checked against the node's ``x-shoal-blake3`` and, when given,
+        ``expected_hash`` (a prefix of the hex is enough). ShardMissing if absent or bad."""
+        status, headers, data = await self._call(api, "GET", f"/shards/{shard_id}")
+        if status == 404:
+            raise ShardMissing(f"{shard_id} not on {api}")
+        if status == 409:
+            raise ShardMissing(f"{shard_id} corrupt on {api}", corrupt=True)
+        if status != 200:
+            raise NodeRejected(status, data[:200].decode("utf-8", "replace"))
+        actual = await content_hash_async(data)
+        claimed = headers.get("x-shoal-blake3")
+        if claimed != actual or (expected_hash is not None and not actual.startswith(expected_hash)):
+            raise ShardMissing(f"{shard_id} from {api} fails its hash", corrupt=True)
+        return data
+
+    async def delete_shards(self, api: str, ids: list[str]) -> None:
+        """Delete shards on the node (absent ones are fine). Durable on return."""
+        if ids:
+            await self._json(api, "/shards/delete", {"ids": ids})
+
+    # -- metadata ---------------------------------------------------------------------------
+
+    async def meta_put(self, api: str, items: list[tuple[str, dict]]) -> list[bool]:
+        """Last-writer-wins put; which items replaced the node's record. Durable on return."""
+        doc = await self._json(api, "/meta/put", {"items": [[k, r] for k, r in items]})
+        return doc["applied"]
+
+    async def meta_get(self, api: str, keys: list[str]) -> list[dict | None]:
+        """The node's records for ``keys`` (tombstones included), None where absent."""
+        return (await self._json(api, "/meta/get", {"keys": keys}))["records"]
+
+    async def meta_scan(
+        self, api: str, start: str, end: str, limit: int, summary: bool = True
+    ) -> tuple[list[tuple[str, dict]], bool]:
+        """Records in [start, end) in byte order (``end=""``: unbounded), at most ``limit``
+        (the node caps a page at 10,000); bool = more remain. ``summary`` drops "inline"."""
+        doc = await self._json(
+            api, "/meta/scan", {"start": start, "end": end, "limit": limit, "summary": summary}
+        )
+        return [(k, r) for k, r in doc["items"]], doc["truncated"]
+
+    async def health(self, api: str) -> dict:
+        """{"name", "zone", "shards", "bytes", "meta_keys"} of the node."""
+        status, _, data = await self._call(api, "GET", "/health", b"", content_hash(b""))
+        if status != 200:
+            raise NodeRejected(status, data[:200].decode("utf-8", "replace"))
+        return json.loads(data)

@@ -1,0 +1,369 @@
+"""One RocksDB per storage node: erasure-coded shards and replicated metadata records.
+
+Layout (rocksdict, raw mode, bytes keys and values):
+
+* column family ``shards``: key = shard id (ascii), value = 32-byte raw BLAKE3 digest of
+  the shard followed by the shard bytes. Blob files are on, so large shards live outside
+  the LSM tree and compaction does not rewrite them.
+* column family ``meta``: key = record key as utf-8 (so byte order is S3 listing order),
+  value = the record as compact JSON. Every record carries ``"hlc": [physical_ms, logical,
+  origin]``; deletes are ordinary records with ``"deleted": true`` (tombstones).
+
+Durability: a write is acknowledged (its coroutine returns) only after RocksDB synced the
+WAL holding it. rocksdict holds the GIL, so every DB call runs on the store's ONE worker
+thread; concurrent writes are group-committed -- one synced ``WriteBatch`` per group --
+because a sync costs about as much for a hundred puts as for one.
+
+Ordering: writes are applied in the order their coroutines called the store, and a read
+issued after a write returned sees it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import rocksdict
+
+from cluster.nodeauth import content_hash_async
+
+T = TypeVar("T")
+
+_DIGEST_LEN = 32
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_GROUP_WINDOW = 0.001  # seconds a group keeps collecting while writers keep arriving
+_GROUP_MAX_OPS = 512
+_GROUP_MAX_BYTES = 16 << 20  # bounds a group's memory and its sync latency
+
+
+class CorruptShard(Exception):
+    """The stored shard bytes do not match the BLAKE3 hash stored with them."""
+
+
+def hlc_of(record: dict) -> tuple[int, int, str]:
+    """The record's hybrid logical clock as a comparable tuple; ValueError if malformed."""
+    hlc = record.get("hlc") if isinstance(record, dict) else None
+    if (
+        not isinstance(hlc, list | tuple)
+        or len(hlc) != 3
+        or not all(isinstance(x, int) and not isinstance(x, bool) for x in hlc[:2])
+        or not isinstance(hlc[2], str)
+    ):
+        raise ValueError(f"record needs hlc [physical_ms:int, logical:int, origin:str], got {hlc!r}")
+    return (hlc[0], hlc[1], hlc[2])
+
+
+def _canonical(record: dict) -> str:
+    return json.dumps(record, sort_keys=True, separators=(",", ":"))
+
+
+def newer(a: dict, b: dict | None) -> bool:
+    """Last-writer-wins: True when record ``a`` should replace ``b`` (None = absent).
+
+    Records are ordered by hlc tuple. Two different records with the same hlc should not
+    exist (the origin is part of the clock), but if they do the canonical JSON breaks the
+    tie, so every replica picks the same winner whatever order it saw them in. The order
+    is strict: ``newer(a, a)`` is False, so re-applying a record is a no-op.
+    """
+    ha = hlc_of(a)
+    if b is None:
+        return True
+    hb = hlc_of(b)
+    if ha != hb:
+        return ha > hb
+    return _canonical(a) > _canonical(b)
+
+
+def _encode(record: dict) -> bytes:
+    return json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@dataclass
+class _WriteOp:
+    """One caller's write; ``apply`` adds it to the group's batch and returns its result."""
+
+    apply: Callable[[rocksdict.WriteBatch, dict[bytes, dict]], Any]
+    size: int
+    future: asyncio.Future = field(repr=False)
+
+
+class NodeStore:
+    """The node's RocksDB. Open in ``__init__``; ``start`` in the event loop before use."""
+
+    def __init__(self, path: Path) -> None:
+        """Open or create the DB at ``path``; raises if another process holds its lock."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        opts = rocksdict.Options(raw_mode=True)
+        opts.create_if_missing(True)
+        opts.create_missing_column_families(True)
+        shard_opts = rocksdict.Options(raw_mode=True)
+        shard_opts.set_enable_blob_files(True)
+        shard_opts.set_min_blob_size(64 * 1024)
+        shard_opts.set_blob_file_size(256 << 20)
+        shard_opts.set_enable_blob_gc(True)
+        meta_opts = rocksdict.Options(raw_mode=True)
+        self._db = rocksdict.Rdict(
+            str(path), opts, column_families={"shards": shard_opts, "meta": meta_opts}
+        )
+        self._shards = self._db.get_column_family("shards")
+        self._meta = self._db.get_column_family("meta")
+        self._shards_cf = self._db.get_column_family_handle("shards")
+        self._meta_cf = self._db.get_column_family_handle("meta")
+        self._sync = rocksdict.WriteOptions()
+        self._sync.sync = True
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nodestore")
+        self._queue: asyncio.Queue[_WriteOp | None] | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._closed = False
+        # Group-commit counters (ops acknowledged, synced batches written): observability.
+        self.committed_ops = 0
+        self.commit_groups = 0
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the group-commit writer in the running loop (idempotent)."""
+        if self._writer is None:
+            self._queue = asyncio.Queue()
+            self._writer = asyncio.create_task(self._write_loop(), name="nodestore-writer")
+
+    async def close(self) -> None:
+        """Finish queued writes, then close the DB and release its lock."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._writer is not None and self._queue is not None:
+            self._queue.put_nowait(None)
+            await self._writer
+        await self._run(self._close_db)
+        self._executor.shutdown(wait=True)
+
+    def _close_db(self) -> None:
+        # Every handle keeps RocksDB (and its lock) alive; iterators are never kept past
+        # the call that made them, so dropping these is enough.
+        del self._shards_cf, self._meta_cf, self._shards, self._meta
+        self._db.close()
+        del self._db
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    # -- group commit ------------------------------------------------------------------------
+
+    async def _submit(self, apply: Callable[..., Any], size: int) -> Any:
+        if self._queue is None or self._closed:
+            raise RuntimeError("NodeStore is not started or already closed")
+        fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_WriteOp(apply, size, fut))
+        return await fut
+
+    async def _write_loop(self) -> None:
+        assert self._queue is not None
+        loop = asyncio.get_running_loop()
+        stopping = False
+        while not stopping:
+            first = await self._queue.get()
+            if first is None:
+                break
+            group, size = [first], first.size
+            deadline = loop.time() + _GROUP_WINDOW
+            while len(group) < _GROUP_MAX_OPS and size < _GROUP_MAX_BYTES:
+                if self._queue.empty():
+                    # Let writers that are ready to run enqueue, but do not wait for ones
+                    # that are not: a lone writer pays no added latency.
+                    await asyncio.sleep(0)
+                    if self._queue.empty() or loop.time() > deadline:
+                        break
+                op = self._queue.get_nowait()
+                if op is None:
+                    stopping = True
+                    break
+                group.append(op)
+                size += op.size
+            try:
+                results = await self._run(self._commit, group)
+            except Exception as exc:  # the worker itself failed: fail the group, keep going
+                results = [exc] * len(group)
+            for op, res in zip(group, results, strict=True):
+                if op.future.done():  # caller gone; the write still happened
+                    continue
+                if isinstance(res, BaseException):
+                    op.future.set_exception(res)
+                else:
+                    op.future.set_result(res)
+
+    def _commit(self, group: list[_WriteOp]) -> list[Any]:
+        """Worker thread: build one batch from the group, write it synced."""
+        batch = rocksdict.WriteBatch(raw_mode=True)
+        overlay: dict[bytes, dict] = {}  # meta records written earlier in this batch
+        results: list[Any] = []
+        for op in group:
+            try:
+                results.append(op.apply(batch, overlay))
+            except Exception as exc:  # reported to that caller only
+                results.append(exc)
+        try:
+            if not batch.is_empty():
+                self._db.write(batch, self._sync)
+                self.commit_groups += 1
+                self.committed_ops += len(group)
+        except Exception as exc:  # the whole group failed: nothing was acknowledged
+            return [exc] * len(group)
+        return results
+
+    # -- shards ---------------------------------------------------------------------------
+
+    async def put_shard(self, shard_id: str, data: bytes, blake3_hex: str) -> None:
+        """Store a shard under its BLAKE3 hex hash; durable when this returns.
+
+        The hash is trusted (the node API checked it against the body); a wrong one is
+        caught on every later read as ``CorruptShard``.
+        """
+        if not _HEX64.fullmatch(blake3_hex):
+            raise ValueError("blake3_hex must be 64 lower-case hex digits")
+        value = bytes.fromhex(blake3_hex) + data
+        key = shard_id.encode()
+
+        def apply(batch: rocksdict.WriteBatch, _overlay: dict) -> None:
+            batch.put(key, value, self._shards_cf)
+
+        await self._submit(apply, len(value))
+
+    async def get_shard(self, shard_id: str) -> bytes | None:
+        """The shard's bytes, None if absent; raises ``CorruptShard`` on a hash mismatch."""
+        found = await self.get_shard_with_hash(shard_id)
+        return None if found is None else found[0]
+
+    async def get_shard_with_hash(self, shard_id: str) -> tuple[bytes, str] | None:
+        """(bytes, BLAKE3 hex) of a verified shard, None if absent; may raise CorruptShard."""
+        value = await self._run(self._shards.get, shard_id.encode())
+        if value is None:
+            return None
+        if len(value) < _DIGEST_LEN:
+            raise CorruptShard(shard_id)
+        stored = value[:_DIGEST_LEN].hex()
+        data = value[_DIGEST_LEN:]
+        if await content_hash_async(data) != stored:
+            raise CorruptShard(shard_id)
+        return data, stored
+
+    async def delete_shards(self, shard_ids: list[str]) -> None:
+        """Delete shards (absent ids are fine); durable when this returns."""
+        keys = [s.encode() for s in shard_ids]
+
+        def apply(batch: rocksdict.WriteBatch, _overlay: dict) -> None:
+            for key in keys:
+                batch.delete(key, self._shards_cf)
+
+        if keys:
+            await self._submit(apply, 0)
+
+    async def shard_hash(self, shard_id: str) -> str | None:
+        """The stored BLAKE3 hex of a shard without reading or checking its bytes."""
+
+        def read() -> str | None:
+            value = self._shards.get(shard_id.encode())
+            return None if value is None else value[:_DIGEST_LEN].hex()
+
+        return await self._run(read)
+
+    # -- metadata -------------------------------------------------------------------------
+
+    async def meta_put(self, items: list[tuple[str, dict]]) -> list[bool]:
+        """Apply records last-writer-wins; return which ones replaced the stored record.
+
+        The call is one synced WriteBatch: atomic on this node. ValueError (nothing
+        written) if a record lacks a well-formed hlc or a key is not encodable.
+        """
+        prepared = []
+        for key, record in items:
+            hlc_of(record)
+            prepared.append((key.encode(), record, _encode(record)))
+
+        def apply(batch: rocksdict.WriteBatch, overlay: dict[bytes, dict]) -> list[bool]:
+            keys = [k for k, _, _ in prepared]
+            stored = self._meta.get(keys) if keys else []
+            current = {k: overlay.get(k) for k in keys}
+            for k, raw in zip(keys, stored, strict=True):
+                if current[k] is None and raw is not None:
+                    current[k] = json.loads(raw)
+            applied = []
+            for k, record, raw in prepared:
+                win = newer(record, current[k])
+                if win:
+                    current[k] = record
+                    batch.put(k, raw, self._meta_cf)
+                applied.append(win)
+            for k in keys:
+                overlay[k] = current[k]
+            return applied
+
+        if not prepared:
+            return []
+        return await self._submit(apply, sum(len(raw) for _, _, raw in prepared))
+
+    async def meta_get(self, keys: list[str]) -> list[dict | None]:
+        """Stored records (tombstones included) in the order of ``keys``; None if absent."""
+        if not keys:
+            return []
+        raws = await self._run(self._meta.get, [k.encode() for k in keys])
+        return [None if raw is None else json.loads(raw) for raw in raws]
+
+    async def meta_scan(
+        self, start: str, end: str, limit: int
+    ) -> tuple[list[tuple[str, dict]], bool]:
+        """Records with keys in [start, end) in utf-8 byte order, at most ``limit``.
+
+        An empty ``end`` means no upper bound. The bool is True when more keys remain in
+        the range (continue from just after the last key returned).
+        """
+        lo, hi = start.encode(), end.encode()
+
+        def scan() -> tuple[list[tuple[str, dict]], bool]:
+            ro = rocksdict.ReadOptions()
+            if hi:
+                ro.set_iterate_upper_bound(hi)
+            it = self._meta.iter(ro)
+            try:
+                it.seek(lo)
+                out: list[tuple[str, dict]] = []
+                while it.valid() and len(out) < limit:
+                    out.append((it.key().decode(), json.loads(it.value())))
+                    it.next()
+                return out, it.valid()
+            finally:
+                del it  # a live iterator would keep the DB lock after close()
+
+        if limit < 0:
+            raise ValueError("limit must be >= 0")
+        return await self._run(scan)
+
+    # -- statistics -----------------------------------------------------------------------
+
+    def stats(self) -> dict:
+        """Estimates from RocksDB properties: shard count and bytes, metadata key count."""
+        sh = self._shards
+        shard_bytes = sum(
+            sh.property_int_value(p) or 0
+            for p in (
+                "rocksdb.live-sst-files-size",
+                "rocksdb.live-blob-file-size",
+                "rocksdb.cur-size-all-mem-tables",
+            )
+        )
+        return {
+            "shards": sh.property_int_value("rocksdb.estimate-num-keys") or 0,
+            "bytes": shard_bytes,
+            "meta_keys": self._meta.property_int_value("rocksdb.estimate-num-keys") or 0,
+        }
+
+    async def astats(self) -> dict:
+        """``stats`` run on the store's worker thread, for async callers."""
+        return await self._run(self.stats)

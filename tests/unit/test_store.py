@@ -1,0 +1,169 @@
+"""cluster.store: the LWW order (property tests) and the RocksDB store on a real DB."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cluster.nodeauth import content_hash
+from cluster.store import CorruptShard, NodeStore, newer
+
+hlcs = st.tuples(
+    st.integers(0, 2**48), st.integers(0, 2**16), st.sampled_from(["g1", "g2", "n3"])
+)
+records = st.builds(
+    lambda hlc, deleted, etag: {"hlc": list(hlc), "deleted": deleted, "etag": etag},
+    hlcs,
+    st.booleans(),
+    st.sampled_from(["a", "b"]),
+)
+
+
+def merge(a: dict, b: dict | None) -> dict:
+    return a if newer(a, b) else b  # type: ignore[return-value]
+
+
+@given(records, records)
+def test_newer_is_a_strict_total_order(a: dict, b: dict) -> None:
+    assert not newer(a, a)
+    if a != b:
+        assert newer(a, b) != newer(b, a)
+    else:
+        assert not newer(a, b) and not newer(b, a)
+
+
+@given(records, records, records)
+def test_newer_is_transitive(a: dict, b: dict, c: dict) -> None:
+    if newer(a, b) and newer(b, c):
+        assert newer(a, c)
+
+
+@given(records, records, records)
+def test_merge_is_idempotent_commutative_associative(a: dict, b: dict, c: dict) -> None:
+    assert merge(a, a) == a
+    assert merge(a, b) == merge(b, a)
+    assert merge(merge(a, b), c) == merge(a, merge(b, c))
+
+
+@given(records)
+def test_anything_beats_absent(a: dict) -> None:
+    assert newer(a, None)
+
+
+@given(hlcs, hlcs)
+def test_order_follows_hlc_tuple(h1: tuple, h2: tuple) -> None:
+    a, b = {"hlc": list(h1)}, {"hlc": list(h2), "deleted": True}
+    if h1 != h2:
+        assert newer(a, b) == (h1 > h2)
+
+
+@pytest.mark.parametrize(
+    "bad", [{}, {"hlc": [1, 2]}, {"hlc": [1, "2", "o"]}, {"hlc": [1, 2, 3]}, {"hlc": [True, 0, "o"]}]
+)
+def test_malformed_hlc_rejected(bad: dict) -> None:
+    with pytest.raises(ValueError):
+        newer(bad, None)
+
+
+def run(path: Path, body) -> object:  # type: ignore[no-untyped-def]
+    async def main() -> object:
+        store = NodeStore(path)
+        await store.start()
+        try:
+            return await body(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(main())
+
+
+def test_concurrent_writes_group_commit_and_survive_reopen(tmp_path: Path) -> None:
+    shards = {f"b{i}.{j}": bytes([i]) * (1000 + 70_000 * j) for i in range(40) for j in range(2)}
+
+    async def write(store: NodeStore) -> None:
+        await asyncio.gather(
+            *(store.put_shard(k, v, content_hash(v)) for k, v in shards.items()),
+            *(store.meta_put([(f"obj/{i}", {"hlc": [i, 0, "g"]})]) for i in range(200)),
+        )
+        assert store.committed_ops == len(shards) + 200
+        assert store.commit_groups < store.committed_ops / 10  # writes shared synced batches
+
+    run(tmp_path, write)
+
+    async def read(store: NodeStore) -> None:
+        for k, v in shards.items():
+            assert await store.get_shard(k) == v
+            assert await store.shard_hash(k) == content_hash(v)
+        recs = await store.meta_get([f"obj/{i}" for i in range(200)])
+        assert [r["hlc"][0] for r in recs] == list(range(200))  # type: ignore[index]
+        assert store.stats()["shards"] >= 1
+
+    run(tmp_path, read)
+
+
+def test_lww_within_one_group_and_one_call(tmp_path: Path) -> None:
+    async def body(store: NodeStore) -> list:
+        old, new = {"hlc": [1, 0, "a"], "v": 1}, {"hlc": [2, 0, "a"], "v": 2}
+        # Same key written by concurrent callers (one commit group) and twice in one call.
+        res = await asyncio.gather(store.meta_put([("k", new)]), store.meta_put([("k", old)]))
+        assert res == [[True], [False]]
+        assert await store.meta_put([("j", old), ("j", new), ("j", old)]) == [True, True, False]
+        return await store.meta_get(["k", "j", "absent"])
+
+    assert run(tmp_path, body) == [
+        {"hlc": [2, 0, "a"], "v": 2},
+        {"hlc": [2, 0, "a"], "v": 2},
+        None,
+    ]
+
+
+def test_malformed_meta_put_writes_nothing(tmp_path: Path) -> None:
+    async def body(store: NodeStore) -> list:
+        with pytest.raises(ValueError):
+            await store.meta_put([("ok", {"hlc": [1, 0, "a"]}), ("bad", {"v": 1})])
+        return await store.meta_get(["ok", "bad"])
+
+    assert run(tmp_path, body) == [None, None]
+
+
+def test_scan_is_utf8_byte_order_with_limit(tmp_path: Path) -> None:
+    keys = ["b/a", "b/z", "b/é", "b/日本", "b/\U0001f600", "b/Z", "c/x", "a/x"]
+
+    async def body(store: NodeStore) -> None:
+        await store.meta_put([(k, {"hlc": [1, 0, "o"]}) for k in keys])
+        expected = sorted((k for k in keys if k.startswith("b/")), key=str.encode)
+        items, more = await store.meta_scan("b/", "b0", 100)
+        assert [k for k, _ in items] == expected and not more
+        items, more = await store.meta_scan("b/", "b0", 3)
+        assert [k for k, _ in items] == expected[:3] and more
+        items, more = await store.meta_scan(expected[2] + "\0", "b0", 100)
+        assert [k for k, _ in items] == expected[3:] and not more
+        items, more = await store.meta_scan("b/", "", 100)  # unbounded end
+        assert [k for k, _ in items] == [*expected, "c/x"] and not more
+
+    run(tmp_path, body)
+
+
+def test_wrong_stored_hash_is_detected_on_read(tmp_path: Path) -> None:
+    async def body(store: NodeStore) -> None:
+        await store.put_shard("x.0", b"payload", content_hash(b"other"))
+        with pytest.raises(CorruptShard):
+            await store.get_shard("x.0")
+        await store.delete_shards(["x.0", "never-existed"])
+        assert await store.get_shard("x.0") is None
+        with pytest.raises(ValueError):
+            await store.put_shard("x.1", b"payload", "abc")
+
+    run(tmp_path, body)
+
+
+def test_second_open_of_a_locked_db_raises(tmp_path: Path) -> None:
+    async def body(store: NodeStore) -> None:
+        with pytest.raises(Exception, match="(?i)lock"):
+            NodeStore(tmp_path)
+
+    run(tmp_path, body)
