@@ -79,7 +79,9 @@ async def _serve(server: uvicorn.Server, start_agent: object) -> None:
         await asyncio.sleep(0.02)
     try:
         if server.started:
-            agent = await asyncio.to_thread(start_agent)  # type: ignore[arg-type]
+            # On this (main) thread: the agent's PR_SET_PDEATHSIG fires when the thread
+            # that spawned it exits, so a worker thread would orphan it or kill it early.
+            agent = start_agent()  # type: ignore[operator]
             log.info("node serving; serf agent pid %s", agent.pid)
         await task
     finally:
