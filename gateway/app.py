@@ -76,6 +76,12 @@ OPERATIONS: dict[str, Handler] = {
 }
 
 
+def _has_unread_body(request: Request) -> bool:
+    declared = request.headers.get("content-length", "0") not in ("", "0") or (
+        "transfer-encoding" in request.headers)
+    return declared and not getattr(request, "_stream_consumed", False)
+
+
 def split_path(path: str) -> tuple[str, str]:
     """Path-style addressing: /bucket/key (the key may contain any characters, '/' too)."""
     bucket, _, key = path.lstrip("/").partition("/")
@@ -104,6 +110,10 @@ class S3App:
             log.exception("internal error on %s %s", scope["method"], scope.get("path"))
             response = render(S3Error("InternalError", "We encountered an internal error. "
                                       "Please try again."), scope.get("path", ""), request_id)
+        if response.status_code >= 400 and _has_unread_body(request):
+            # The client may still be waiting (Expect: 100-continue) or sending: the
+            # connection's byte stream is no longer in step, so it must not be reused.
+            response.headers["connection"] = "close"
         response.headers.setdefault("x-amz-request-id", request_id)
         response.headers.setdefault("server", "Shoal")
         await response(scope, receive, send)

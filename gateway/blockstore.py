@@ -24,12 +24,11 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 from cluster.nodeclient import NodeUnavailable, ShardMissing
-from placement.codec import BLOCK_SIZE, NotEnoughShards, codec_for, shard_hash
-from placement.hrw import place, rank
-from placement.policy import StoragePolicy
-
 from gateway.errors import S3Error
 from gateway.records import BlockRef, ShardRef
+from placement.codec import BLOCK_SIZE, NotEnoughShards, codec_for, shard_hash
+from placement.hrw import Candidate, place, rank
+from placement.policy import StoragePolicy
 
 if TYPE_CHECKING:
     from gateway.backend import Backend
@@ -99,12 +98,19 @@ class BlockWriter:
         if not nodes:
             raise Unavailable("no storage node is available")
         picks = place(block_id.encode(), nodes, self.policy.width)
-        spares = [c for c in rank(block_id.encode(), nodes) if c not in picks]
+        ranked = rank(block_id.encode(), nodes)
+        spares = [c for c in ranked if c not in picks]
         ref = BlockRef(id=block_id, size=size, shards=[None] * len(shards))
+
+        def fallbacks(index: int) -> list[Candidate]:
+            # A node outside the picks first; else double up on another pick, rotating
+            # so two failed slots do not land on the same survivor.
+            others = [c for c in picks[index + 1:] + picks[:index] if c != picks[index]]
+            return (spares[index:] + spares[:index] + others)[:2]
 
         async def put(index: int) -> None:
             data, digest = shards[index]
-            for cand in [picks[index], *spares[index : index + 1]]:
+            for cand in [picks[index], *fallbacks(index)]:
                 api = self.backend.api_of(cand.name)
                 if api is None:
                     continue
@@ -154,12 +160,18 @@ async def read_block(backend: Backend, policy: StoragePolicy, block: BlockRef) -
     got: dict[int, bytes] = {}
     running: dict[asyncio.Future, int] = {}
 
-    def ask(indices: range) -> None:
+    failed_fast: list[int] = []  # refused only because the node was marked down
+    forced = False
+
+    def ask(indices: range | list[int], force: bool = False) -> None:
         for index in indices:
             ref = block.shards[index]
             api = backend.api_of(ref.node) if ref is not None else None
             if ref is not None and api is not None:
-                call = backend.client.get_shard(api, f"{block.id}.{index}", ref.hash)
+                if not force and backend.client.is_down(api):
+                    failed_fast.append(index)
+                    continue
+                call = backend.client.get_shard(api, f"{block.id}.{index}", ref.hash, force)
                 running[asyncio.ensure_future(call)] = index
 
     ask(range(min(k, len(block.shards))))
@@ -169,6 +181,9 @@ async def read_block(backend: Backend, policy: StoragePolicy, block: BlockRef) -
             if not parity_asked and (not running or len(got) + len(running) < k):
                 parity_asked = True
                 ask(range(k, len(block.shards)))
+            if not forced and len(got) + len(running) < k and failed_fast:
+                forced = True  # last resort: nodes marked down may have recovered
+                ask(failed_fast, force=True)
             if not running:
                 break
             timeout = None if parity_asked else HEDGE_AFTER

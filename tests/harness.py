@@ -54,6 +54,7 @@ class ShoalCluster:
         self.proc: subprocess.Popen | None = None
         self.access_key = self.secret_key = ""
         self.extra: list[subprocess.Popen] = []
+        self.killed: dict[str, tuple[list[str], dict[str, str]]] = {}
 
     def start(self, timeout: float = 90.0) -> float:
         """Start and wait until serving; returns the seconds it took."""
@@ -116,6 +117,22 @@ class ShoalCluster:
 
     def signal_node(self, name: str, sig: int) -> None:
         os.kill(self.node_pids()[name], sig)
+
+    def kill_node(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Kill a node process, remembering how to start it again (argv and environment)."""
+        pid = self.node_pids()[name]
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
+        raw_env = Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0")
+        env = dict(item.split("=", 1) for item in raw_env if "=" in item)
+        self.killed[name] = (argv, env)
+        os.kill(pid, sig)
+        wait_until(lambda: name not in self.node_pids(), 10)
+
+    def restart_node(self, name: str) -> None:
+        """Start a killed node again: same command line, same data, same ports."""
+        argv, env = self.killed.pop(name)
+        self.extra.append(subprocess.Popen(argv, env=env, stdout=self.log, stderr=self.log,
+                                           stdin=subprocess.DEVNULL))
 
     def start_gateway(self) -> str:
         """A second gateway process joining the same cluster; returns its endpoint."""
@@ -180,3 +197,17 @@ def wait_until(predicate, timeout: float, interval: float = 0.2) -> bool:  # noq
             return True
         time.sleep(interval)
     return predicate()
+
+
+def http(method: str, url: str, data: bytes | None = None,
+         headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    """A plain HTTP request (no SDK): (status, headers, body), errors included."""
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as err:
+        return err.code, dict(err.headers), err.read()
