@@ -42,6 +42,13 @@ def cmdlines() -> dict[int, list[str]]:
     return out
 
 
+def process_spec(pid: int) -> tuple[list[str], dict[str, str]]:
+    """(argv, environment) of a live process, to start an identical one later."""
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
+    raw_env = Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0")
+    return argv, dict(item.split("=", 1) for item in raw_env if "=" in item)
+
+
 class ShoalCluster:
     """`shoal up --nodes N --zones Z` on a fresh port and data directory."""
 
@@ -119,18 +126,18 @@ class ShoalCluster:
         os.kill(self.node_pids()[name], sig)
 
     def kill_node(self, name: str, sig: int = signal.SIGKILL) -> None:
-        """Kill a node process, remembering how to start it again (argv and environment)."""
+        """Kill a node process, remembering how to start it again."""
         pid = self.node_pids()[name]
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
-        raw_env = Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0")
-        env = dict(item.split("=", 1) for item in raw_env if "=" in item)
-        self.killed[name] = (argv, env)
+        self.killed[name] = process_spec(pid)
         os.kill(pid, sig)
         wait_until(lambda: name not in self.node_pids(), 10)
 
     def restart_node(self, name: str) -> None:
         """Start a killed node again: same command line, same data, same ports."""
-        argv, env = self.killed.pop(name)
+        self.respawn(self.killed.pop(name))
+
+    def respawn(self, spec: tuple[list[str], dict[str, str]]) -> None:
+        argv, env = spec
         self.extra.append(subprocess.Popen(argv, env=env, stdout=self.log, stderr=self.log,
                                            stdin=subprocess.DEVNULL))
 
