@@ -50,7 +50,7 @@ OWNER_COUNT = 3  # metadata owners (R)
 WEIGHT_CLASSES = ((1.0, 0.5), (2.0, 0.3), (4.0, 0.2))  # TB, probability
 ZONES = {10: 3, 100: 5, 1000: 8, 10000: 10}
 # (keys, single-node changes of each kind); sized so that 10,000 nodes take < 2 minutes here.
-FULL = {10: (20_000, 10), 100: (40_000, 40), 1000: (20_000, 100), 10000: (2_000, 400)}
+FULL = {10: (20_000, 10), 100: (40_000, 20), 1000: (20_000, 50), 10000: (2_000, 400)}
 QUICK = {10: (4_000, 10), 100: (3_000, 20), 1000: (1_000, 40), 10000: (100, 100)}
 CHECK_KEYS = 10  # keys per size cross-checked against the library (fewer for 10,000 nodes)
 CHECK_BUDGET = 40_000  # ~node rankings the cross-check may spend per size
