@@ -10,8 +10,9 @@ Consistency contract (see docs/architecture.md):
 
 * a write is sent to all owners and acknowledged after ``W`` of them applied it; the
   rest finish in the background;
-* a read asks all owners and answers from the newest of the first ``R_q`` replies,
-  with ``W + R_q > R`` so it sees every acknowledged write; stale owners are repaired;
+* a read asks ``R_q`` owners (another when one fails or is slow) and answers from the
+  newest reply, with ``W + R_q > R`` so it sees every acknowledged write; stale
+  owners among those asked are repaired;
 * when fewer than ``R_q`` owners answer but at least one does, the read is served
   *degraded* from what answered (availability over strictness when more than R - W
   owners are down); with none, ``QuorumError``.
@@ -32,6 +33,7 @@ from placement.hrw import Candidate, owners
 log = logging.getLogger(__name__)
 
 Record = dict[str, Any]
+HEDGE_AFTER = 0.3  # seconds before a slow owner's read is also asked of another owner
 
 
 class QuorumError(Exception):
@@ -104,9 +106,7 @@ class MetadataReplicator:
 
     async def get(self, partition: str, key: str) -> Record | None:
         """The newest record for ``key`` (tombstones included), or None."""
-        results = await self._gather(
-            partition, lambda api: self.client.meta_get(api, [key]), self._quorums
-        )
+        results = await self._gather(partition, lambda api: self.client.meta_get(api, [key]))
         best: Record | None = None
         for _, recs in results:
             if recs[0] is not None and newer(recs[0], best):
@@ -127,10 +127,7 @@ class MetadataReplicator:
         back: that owner has not shown them yet, so they are not complete.
         """
         results = await self._gather(
-            partition,
-            lambda api: self.client.meta_scan(api, start, end, limit),
-            self._quorums,
-        )
+            partition, lambda api: self.client.meta_scan(api, start, end, limit))
         merged: dict[str, Record] = {}
         horizon: str | None = None
         for _, (items, truncated) in results:
@@ -146,26 +143,44 @@ class MetadataReplicator:
             return [(k, merged[k]) for k in keys], horizon + "\x00"
         return [(k, merged[k]) for k in keys], None
 
-    async def _gather(
-        self,
-        partition: str,
-        call: Callable[[str], Any],
-        quorums: Callable[[int], tuple[int, int]],
-    ) -> list[tuple[Member, Any]]:
+    async def _gather(self, partition: str, call: Callable[[str], Any]
+                      ) -> list[tuple[Member, Any]]:
+        """Answers from R_q owners. Only R_q are asked at first (owners the node client
+        has not marked down first); another is asked when one fails or has not answered
+        within HEDGE_AFTER, so a hung owner costs a short delay, not a stall."""
         targets = self.owners(partition)
-        _, need = quorums(len(targets))
-        tasks = {asyncio.ensure_future(call(m.api)): m for m in targets}
+        _, need = self._quorums(len(targets))
+        waiting = sorted(targets, key=lambda m: self.client.is_down(m.api))
+        tasks: dict[asyncio.Future, Member] = {}
         results: list[tuple[Member, Any]] = []
-        pending = set(tasks)
-        while pending and len(results) < need:
-            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            for t in done:
-                if t.exception() is None:
-                    results.append((tasks[t], t.result()))
-                elif not isinstance(t.exception(), NodeUnavailable):
-                    raise t.exception()  # type: ignore[misc]
-        for t in pending:
-            t.cancel()
+
+        def ask(n: int) -> None:
+            for _ in range(min(n, len(waiting))):
+                m = waiting.pop(0)
+                tasks[asyncio.ensure_future(call(m.api))] = m
+
+        ask(need)
+        try:
+            while len(results) < need and (tasks or waiting):
+                if not tasks:
+                    ask(need - len(results))
+                    continue
+                done, _ = await asyncio.wait(
+                    tasks, timeout=HEDGE_AFTER if waiting else None,
+                    return_when=asyncio.FIRST_COMPLETED)
+                if not done:
+                    ask(1)
+                for t in done:
+                    member = tasks.pop(t)
+                    if t.exception() is None:
+                        results.append((member, t.result()))
+                    elif isinstance(t.exception(), NodeUnavailable):
+                        ask(1)
+                    else:
+                        raise t.exception()  # type: ignore[misc]
+        finally:
+            for t in tasks:
+                t.cancel()
         if not results:
             raise QuorumError("no metadata owner answered")
         if len(results) < need:

@@ -24,6 +24,7 @@ from gateway.records import (
 )
 
 SCAN_PAGE = 1000
+BUCKET_TTL = 1.0  # seconds a gateway trusts a bucket record it read (positive only)
 
 
 def unavailable(err: QuorumError) -> S3Error:
@@ -34,6 +35,11 @@ class Catalog:
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
         self.meta = backend.meta
+        # Every object request needs its bucket's record. Existing buckets are trusted
+        # for BUCKET_TTL, so a bucket deleted through another gateway may still take a
+        # request for up to that long (S3 documents bucket deletion as eventually
+        # consistent too); this gateway's own create/delete updates it at once.
+        self._buckets: dict[str, tuple[float, BucketRecord]] = {}
 
     def stamp(self) -> list:
         return self.backend.clock.now()
@@ -72,12 +78,19 @@ class Catalog:
     # Buckets -----------------------------------------------------------------
 
     async def bucket(self, name: str) -> BucketRecord:
+        cached = self._buckets.get(name)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
         rec = await self.get(BUCKETS, bucket_key(name))
         if rec is None or rec.get("deleted"):
+            self._buckets.pop(name, None)
             raise S3Error("NoSuchBucket", "The specified bucket does not exist", BucketName=name)
-        return BucketRecord.from_dict(rec)
+        found = BucketRecord.from_dict(rec)
+        self._buckets[name] = (time.monotonic() + BUCKET_TTL, found)
+        return found
 
     async def create_bucket(self, name: str, policy: dict[str, Any], owner: str) -> BucketRecord:
+        self._buckets.pop(name, None)
         existing = await self.get(BUCKETS, bucket_key(name))
         if existing is not None and not existing.get("deleted"):
             raise S3Error(
@@ -97,6 +110,7 @@ class Catalog:
                 raise S3Error("BucketNotEmpty", "The bucket you tried to delete is not empty",
                               BucketName=name)
         tomb = {"name": name, "hlc": self.stamp(), "deleted": True, "v": 1}
+        self._buckets.pop(name, None)
         await self.put(BUCKETS, [(bucket_key(name), tomb)])
 
     async def buckets(self) -> list[BucketRecord]:
