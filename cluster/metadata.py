@@ -25,7 +25,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from cluster.membership import Member
+from cluster.membership import Member, Membership
 from cluster.nodeclient import NodeClient, NodeUnavailable
 from cluster.store import newer
 from placement.hrw import Candidate, owners
@@ -53,23 +53,32 @@ class MetadataReplicator:
     def __init__(
         self,
         client: NodeClient,
-        members: Callable[[], list[Member]],
+        membership: Membership,
         r: int = 3,
         w: int = 2,
         rq: int = 2,
     ) -> None:
         self.client = client
-        self._members = members
+        self.membership = membership
         self.r, self.w, self.rq = r, w, rq
         self._background: set[asyncio.Task] = set()
+        self._owners: dict[tuple[str, int], list[Member]] = {}
 
     def owners(self, partition: str) -> list[Member]:
-        nodes = [m for m in self._members() if m.role == "node" and m.status != "left"]
+        key = (partition, self.membership.version)  # a new view invalidates every entry
+        cached = self._owners.get(key)
+        if cached is not None:
+            return list(cached)
+        nodes = [m for m in self.membership.members()
+                 if m.role == "node" and m.status != "left"]
         by_name = {m.name: m for m in nodes}
         if not nodes:
             raise QuorumError("no storage nodes in the cluster")
-        picked = owners(partition.encode(), candidates(nodes), self.r)
-        return [by_name[c.name] for c in picked]
+        picked = [by_name[c.name] for c in owners(partition.encode(), candidates(nodes), self.r)]
+        if len(self._owners) > 4096:
+            self._owners.clear()
+        self._owners[key] = picked
+        return list(picked)
 
     def _quorums(self, n_owners: int) -> tuple[int, int]:
         # A cluster smaller than R keeps the same overlap rule on what it has.

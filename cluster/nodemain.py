@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
+import uvloop
 
 from cluster.nodeapp import create_node_app
 from cluster.process import Secrets, disk_capacity, own_address, start_serf
@@ -60,12 +61,15 @@ def run_node(opts: NodeOptions) -> None:
     app = create_node_app(NodeStore(opts.data / "db"), secrets.cluster_secret.encode(),
                           name, zone)
     config = uvicorn.Config(app, host=opts.api_host, port=opts.api_port, loop="uvloop",
-                            http="httptools", log_level="warning", timeout_keep_alive=30)
+                            http="httptools", log_level="warning", timeout_keep_alive=30,
+                            proxy_headers=False, access_log=False)
     server = uvicorn.Server(config)
     tags = {"role": "node", "api": api, "zone": zone,
             "capacity": str(opts.capacity or disk_capacity(opts.data))}
-    asyncio.run(_serve(server, lambda: start_serf(
-        name, opts.data, opts.serf_bind, opts.serf_rpc, opts.join, tags, secrets)))
+    # uvicorn's loop="uvloop" only applies when uvicorn owns the loop; here we do.
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(_serve(server, lambda: start_serf(
+            name, opts.data, opts.serf_bind, opts.serf_rpc, opts.join, tags, secrets)))
 
 
 def _advertised_host(host: str) -> str:

@@ -77,6 +77,8 @@ def newer(a: dict, b: dict | None) -> bool:
     hb = hlc_of(b)
     if ha != hb:
         return ha > hb
+    if a == b:  # the usual tie: the same record from two replicas
+        return False
     return _canonical(a) > _canonical(b)
 
 

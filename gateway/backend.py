@@ -27,7 +27,7 @@ class Backend:
         self.membership = membership
         self.client = client
         self.clock = HybridClock(name)
-        self.meta = MetadataReplicator(client, membership.members)
+        self.meta = MetadataReplicator(client, membership)
         self._tasks: set[asyncio.Task] = set()
 
     def node_members(self) -> list[Member]:

@@ -49,7 +49,8 @@ def run_gateway(opts: GatewayOptions) -> None:
     try:
         uvicorn.run("gateway.server:app_from_env", factory=True, host=opts.host,
                     port=opts.port, workers=opts.workers, loop="uvloop", http="httptools",
-                    log_level="warning", timeout_keep_alive=30)
+                    log_level="warning", timeout_keep_alive=30,
+                            proxy_headers=False, access_log=False)
     finally:
         agent.stop(leave=False)
 
