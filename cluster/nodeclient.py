@@ -32,6 +32,7 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
+from cluster.coalesce import Coalescer
 from cluster.nodeauth import content_hash, content_hash_async, sign
 
 
@@ -71,6 +72,8 @@ class NodeClient:
         self._down_until: dict[str, float] = {}  # api -> monotonic time the mark expires
         self._probing: set[str] = set()
         self._session: aiohttp.ClientSession | None = None
+        self._puts = Coalescer(self._meta_put_now)
+        self._gets = Coalescer(self._meta_get_now)
 
     async def start(self) -> None:
         """Open the connection pool (idempotent)."""
@@ -197,12 +200,20 @@ class NodeClient:
     # -- metadata ---------------------------------------------------------------------------
 
     async def meta_put(self, api: str, items: list[tuple[str, dict]]) -> list[bool]:
-        """Last-writer-wins put; which items replaced the node's record. Durable on return."""
+        """Last-writer-wins put; which items replaced the node's record. Durable on return.
+        Concurrent calls to one node are coalesced into one request."""
+        return await self._puts.call(api, items)
+
+    async def meta_get(self, api: str, keys: list[str]) -> list[dict | None]:
+        """The node's records for ``keys`` (tombstones included), None where absent.
+        Concurrent calls to one node are coalesced into one request."""
+        return await self._gets.call(api, keys)
+
+    async def _meta_put_now(self, api: str, items: list[tuple[str, dict]]) -> list[bool]:
         doc = await self._json(api, "/meta/put", {"items": [[k, r] for k, r in items]})
         return doc["applied"]
 
-    async def meta_get(self, api: str, keys: list[str]) -> list[dict | None]:
-        """The node's records for ``keys`` (tombstones included), None where absent."""
+    async def _meta_get_now(self, api: str, keys: list[str]) -> list[dict | None]:
         return (await self._json(api, "/meta/get", {"keys": keys}))["records"]
 
     async def meta_scan(
