@@ -66,16 +66,23 @@ class BlockWriter:
 
     async def write(self, chunks: AsyncIterator[bytes], digest: Digest | None = None) -> int:
         """Consume the stream; returns the byte count. Raises on any failure."""
-        buf = bytearray()
-        total = 0
+        # Each block is made by one join of views of the received chunks: the one copy
+        # the codec needs (pyeclib takes only bytes), and none for the carried-over tail.
+        pending: list[memoryview] = []
+        size = total = 0
         async for chunk in chunks:
-            buf += chunk
             total += len(chunk)
-            while len(buf) >= BLOCK_SIZE:
-                await self._submit(bytes(buf[:BLOCK_SIZE]), digest)
-                del buf[:BLOCK_SIZE]
-        if buf:
-            await self._submit(bytes(buf), digest)
+            view = memoryview(chunk)
+            while size + len(view) >= BLOCK_SIZE:
+                need = BLOCK_SIZE - size
+                pending.append(view[:need])
+                await self._submit(b"".join(pending), digest)
+                pending, size, view = [], 0, view[need:]
+            if view:
+                pending.append(view)
+                size += len(view)
+        if pending:
+            await self._submit(b"".join(pending), digest)
         for task in self._inflight:
             await task
         self.blocks = [t.result() for t in self._inflight]
