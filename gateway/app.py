@@ -19,7 +19,16 @@ from starlette.responses import JSONResponse, Response
 
 from cluster.membership import Membership
 from cluster.nodeclient import NodeClient
-from gateway import buckets, listing, multipart, objects
+from gateway import (
+    buckets,
+    deletes,
+    listing,
+    multipart,
+    objects,
+    tagging,
+    versioning,
+    versionlist,
+)
 from gateway.backend import Backend
 from gateway.catalog import Catalog
 from gateway.errors import S3Error, render
@@ -64,8 +73,8 @@ OPERATIONS: dict[str, Handler] = {
     "PutObject": objects.put_object,
     "GetObject": objects.get_object,
     "HeadObject": objects.head_object,
-    "DeleteObject": objects.delete_object,
-    "DeleteObjects": objects.delete_objects,
+    "DeleteObject": deletes.delete_object,
+    "DeleteObjects": deletes.delete_objects,
     "CopyObject": objects.copy_object,
     "CreateMultipartUpload": multipart.create_upload,
     "UploadPart": multipart.upload_part,
@@ -73,6 +82,15 @@ OPERATIONS: dict[str, Handler] = {
     "AbortMultipartUpload": multipart.abort_upload,
     "ListParts": multipart.list_parts,
     "ListMultipartUploads": multipart.list_uploads,
+    "GetBucketVersioning": versioning.get_bucket_versioning,
+    "PutBucketVersioning": versioning.put_bucket_versioning,
+    "ListObjectVersions": versionlist.list_object_versions,
+    "GetObjectTagging": tagging.get_object_tagging,
+    "PutObjectTagging": tagging.put_object_tagging,
+    "DeleteObjectTagging": tagging.delete_object_tagging,
+    "GetBucketTagging": tagging.get_bucket_tagging,
+    "PutBucketTagging": tagging.put_bucket_tagging,
+    "DeleteBucketTagging": tagging.delete_bucket_tagging,
 }
 
 
@@ -106,6 +124,7 @@ class S3App:
             response = await self.handle(request, request_id)
         except S3Error as err:
             response = render(err, scope.get("path", ""), request_id)
+            response.headers.update(getattr(err, "headers", {}))  # x-amz-delete-marker...
         except Exception:
             log.exception("internal error on %s %s", scope["method"], scope.get("path"))
             response = render(S3Error("InternalError", "We encountered an internal error. "

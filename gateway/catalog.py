@@ -105,7 +105,7 @@ class Catalog:
 
     async def delete_bucket(self, name: str) -> None:
         await self.bucket(name)
-        for prefix in (object_prefix(name), f"u/{name}/"):
+        for prefix in (object_prefix(name), f"u/{name}/", f"v/{name}/"):  # v/: versions
             async for _ in self.scan(name, prefix, prefix_end(prefix), limit=10):
                 raise S3Error("BucketNotEmpty", "The bucket you tried to delete is not empty",
                               BucketName=name)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from starlette.responses import Response
 
+from gateway import tagging, versioning
 from gateway.blockstore import delete_blocks
 from gateway.errors import S3Error
 from gateway.objects import request_metadata, store_body
@@ -64,6 +65,7 @@ async def create_upload(req: S3Request) -> Response:
         bucket=req.bucket, key=req.key, upload_id=uuid.uuid4().hex, hlc=req.catalog.stamp(),
         initiated=time.time(), content_type=content_type, user_meta=user, headers=headers,
         checksum_algorithm=req.headers.get("x-amz-checksum-algorithm"), policy=bucket.policy,
+        tags=tagging.header_tags(req),
     )
     key = upload_key(req.bucket, req.key, upload.upload_id)
     await req.catalog.put(req.bucket, [(key, upload.to_dict())])
@@ -138,15 +140,16 @@ async def complete_upload(req: S3Request) -> Response:
         user_meta=upload.user_meta, headers=upload.headers, policy=upload.policy,
         blocks=[b for p in chosen for b in p.blocks],
         parts=[PartInfo(p.number, p.size, p.etag, len(p.blocks)) for p in chosen],
+        tags=upload.tags,
     )
-    await req.catalog.put_object(rec, extra=_tombstones(req, upload, stored.values()))
+    version = await versioning.commit(req, rec, extra=_tombstones(req, upload, stored.values()))
     unused = [b for n, p in stored.items() if n not in {c.number for c in chosen}
               for b in p.blocks]
     if unused:
         req.backend.spawn(delete_blocks(req.backend, unused))
     return xml_response("CompleteMultipartUploadResult", [
         ("Location", f"/{req.bucket}/{req.key}"), ("Bucket", req.bucket), ("Key", req.key),
-        ("ETag", f'"{rec.etag}"')])
+        ("ETag", f'"{rec.etag}"')], headers=version)
 
 
 def _tombstones(req: S3Request, upload: UploadRecord, parts: object) -> list:

@@ -17,11 +17,12 @@ from urllib.parse import unquote
 
 from starlette.responses import Response, StreamingResponse
 
+from gateway import tagging, versioning
 from gateway.blockstore import BlockWriter, read_range
 from gateway.body import UploadBody
 from gateway.errors import S3Error
 from gateway.records import BlockRef, ObjectRecord
-from gateway.xmlio import child_text, http_date, iso8601, parse_xml, xml_response
+from gateway.xmlio import http_date, iso8601, xml_response
 from placement.policy import StoragePolicy
 
 if TYPE_CHECKING:
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 INLINE_MAX = 32 * 1024  # objects up to this size live inside their metadata record
 STORED_HEADERS = ("content-encoding", "content-disposition", "content-language",
                   "cache-control", "expires")
-MAX_DELETE_KEYS = 1000
 
 
 @dataclass
@@ -76,6 +76,7 @@ def request_metadata(req: S3Request) -> tuple[str, dict[str, str], dict[str, str
 async def put_object(req: S3Request) -> Response:
     bucket = await req.catalog.bucket(req.bucket)
     policy = StoragePolicy.from_dict(bucket.policy)
+    tags = tagging.header_tags(req)  # checked before any byte is stored
     stored = await store_body(req, policy, allow_inline=True)
     content_type, user, headers = request_metadata(req)
     rec = ObjectRecord(
@@ -83,10 +84,10 @@ async def put_object(req: S3Request) -> Response:
         etag=stored.etag, last_modified=time.time(), content_type=content_type,
         user_meta=user, headers=headers, checksum=stored.checksum, policy=bucket.policy,
         inline=base64.b64encode(stored.inline).decode() if stored.inline is not None else None,
-        blocks=stored.blocks,
+        blocks=stored.blocks, tags=tags,
     )
-    await req.catalog.put_object(rec)
-    return Response(status_code=200, headers=_write_headers(rec))
+    version = await versioning.commit(req, rec, bucket)
+    return Response(status_code=200, headers={**_write_headers(rec), **version})
 
 
 def _write_headers(rec: ObjectRecord) -> dict[str, str]:
@@ -154,10 +155,11 @@ def _body(req: S3Request, rec: ObjectRecord, start: int, end: int) -> AsyncItera
 
 
 async def get_object(req: S3Request) -> Response:
-    await req.catalog.bucket(req.bucket)
-    rec = await req.catalog.object(req.bucket, req.key)
+    bucket = await req.catalog.bucket(req.bucket)
+    rec = await versioning.read(req)
     rng = parse_range(req.headers.get("range"), rec.size)
     headers = object_headers(rec, _checksum_mode(req) and rng is None)
+    headers.update(versioning.read_headers(bucket, rec))
     start, end = rng or (0, rec.size)
     status = 200
     if rng is not None:
@@ -183,38 +185,12 @@ def _checksum_mode(req: S3Request) -> bool:
 
 
 async def head_object(req: S3Request) -> Response:
-    await req.catalog.bucket(req.bucket)
-    rec = await req.catalog.object(req.bucket, req.key)
+    bucket = await req.catalog.bucket(req.bucket)
+    rec = await versioning.read(req)
     headers = object_headers(rec, _checksum_mode(req))
+    headers.update(versioning.read_headers(bucket, rec))
     headers["Content-Length"] = str(rec.size)
     return Response(status_code=200, headers=headers)
-
-
-async def delete_object(req: S3Request) -> Response:
-    await req.catalog.bucket(req.bucket)
-    await req.catalog.delete_object(req.bucket, req.key)
-    return Response(status_code=204)
-
-
-async def delete_objects(req: S3Request) -> Response:
-    await req.catalog.bucket(req.bucket)
-    root = parse_xml(await req.request.body())
-    objects = root.findall("Object")
-    if root.tag != "Delete" or not objects or len(objects) > MAX_DELETE_KEYS:
-        raise S3Error("MalformedXML", "The XML you provided was not well-formed or did not "
-                      "validate against our published schema")
-    quiet = (child_text(root, "Quiet") or "").lower() == "true"
-    results = []
-    for obj in objects:
-        key = child_text(obj, "Key") or ""
-        try:
-            await req.catalog.delete_object(req.bucket, key)
-            if not quiet:
-                results.append(("Deleted", [("Key", key)]))
-        except S3Error as err:
-            results.append(("Error", [("Key", key), ("Code", err.code),
-                                      ("Message", err.message)]))
-    return xml_response("DeleteResult", results)
 
 
 def parse_copy_source(value: str) -> tuple[str, str]:
@@ -230,10 +206,11 @@ async def copy_object(req: S3Request) -> Response:
     """A new record over the same blocks when the policies match: no bulk data moves."""
     dest_bucket = await req.catalog.bucket(req.bucket)
     src_bucket, src_key = parse_copy_source(req.headers["x-amz-copy-source"])
-    await req.catalog.bucket(src_bucket)
-    src = await req.catalog.object(src_bucket, src_key)
+    src, source_headers = await versioning.copy_source(req, src_bucket, src_key)
     replace = req.headers.get("x-amz-metadata-directive", "COPY").upper() == "REPLACE"
-    if (src_bucket, src_key) == (req.bucket, req.key) and not replace:
+    tags = tagging.copy_tags(req, src.tags)
+    restore = versioning.source_version(req.headers["x-amz-copy-source"]) is not None
+    if (src_bucket, src_key) == (req.bucket, req.key) and not replace and not restore:
         raise S3Error("InvalidRequest", "This copy request is illegal because it is trying to "
                       "copy an object to itself without changing the object's metadata, storage "
                       "class, website redirect location or encryption attributes.")
@@ -242,11 +219,13 @@ async def copy_object(req: S3Request) -> Response:
         req.bucket, req.key, req.catalog.stamp(), time.time())
     if replace:
         rec.content_type, rec.user_meta, rec.headers = request_metadata(req)
+    rec.tags = tags
     if src.inline is None and src.policy != dest_bucket.policy:
         await _copy_data(req, src, rec, StoragePolicy.from_dict(dest_bucket.policy))
-    await req.catalog.put_object(rec)
+    version = await versioning.commit(req, rec, dest_bucket)
     return xml_response("CopyObjectResult", [("LastModified", iso8601(rec.last_modified)),
-                                             ("ETag", f'"{rec.etag}"')])
+                                             ("ETag", f'"{rec.etag}"')],
+                        headers={**source_headers, **version})
 
 
 async def _copy_data(req: S3Request, src: ObjectRecord, rec: ObjectRecord,

@@ -7,12 +7,13 @@ Key layout (one RocksDB key space per node, partitioned by bucket for placement)
 
     b/{bucket}                          bucket record      partition BUCKETS
     o/{bucket}/{key}                    current object     partition = bucket
+    v/{bucket}/{key}\\0{suffix}          object version     partition = bucket
     u/{bucket}/{key}\\0{upload_id}       multipart upload   partition = bucket
     p/{bucket}/{upload_id}/{part:05d}   uploaded part      partition = bucket
 
 Bucket names cannot contain '/', so ``o/{bucket}/`` is an unambiguous prefix and keys
-sort in S3's (UTF-8 byte) listing order. Versioning will add ``v/{bucket}/{key}\\0…``
-records holding superseded versions; the current record already has ``version_id``.
+sort in S3's (UTF-8 byte) listing order. In a bucket with versioning configured every
+version also has a ``v/`` record, newest first per key (gateway/versioning.py says how).
 """
 
 from __future__ import annotations
@@ -129,6 +130,9 @@ class ObjectRecord(Record):
     blocks: list[BlockRef] = field(default_factory=list)
     parts: list[PartInfo] = field(default_factory=list)
     version_id: str = "null"
+    version_hlc: list | None = None  # creation stamp; None: written unversioned, no v/ record
+    delete_marker: bool = False
+    tags: dict[str, str] = field(default_factory=dict)
     deleted: bool = False
     v: int = SCHEMA
 
@@ -142,6 +146,7 @@ class BucketRecord(Record):
     policy: dict[str, Any] = field(default_factory=dict)
     owner: str = ""
     versioning: str = ""  # "", "Enabled", "Suspended"
+    tags: dict[str, str] = field(default_factory=dict)  # empty: GetBucketTagging NoSuchTagSet
     deleted: bool = False
     v: int = SCHEMA
 
@@ -159,6 +164,7 @@ class UploadRecord(Record):
     headers: dict[str, str] = field(default_factory=dict)
     checksum_algorithm: str | None = None
     policy: dict[str, Any] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)  # x-amz-tagging, given on creation
     deleted: bool = False
     v: int = SCHEMA
 

@@ -17,7 +17,7 @@ UNSUPPORTED_SUBRESOURCES = frozenset({
     "intelligent-tiering", "inventory", "legal-hold", "lifecycle", "logging", "metrics",
     "notification", "object-lock", "ownershipControls", "policy", "policyStatus",
     "publicAccessBlock", "replication", "requestPayment", "restore", "retention", "select",
-    "tagging", "torrent", "versioning", "versions", "website",
+    "torrent", "website",
 })
 
 
@@ -41,11 +41,18 @@ def resolve(method: str, bucket: str, key: str, query: Mapping[str, str],
 
 
 def _bucket_operation(method: str, query: Mapping[str, str]) -> str | None:
+    if "versioning" in query:
+        return {"GET": "GetBucketVersioning", "PUT": "PutBucketVersioning"}.get(method)
+    if "tagging" in query:
+        return {"GET": "GetBucketTagging", "PUT": "PutBucketTagging",
+                "DELETE": "DeleteBucketTagging"}.get(method)
     if method == "GET":
         if "uploads" in query:
             return "ListMultipartUploads"
         if "location" in query:
             return "GetBucketLocation"
+        if "versions" in query:
+            return "ListObjectVersions"
         return "ListObjectsV2" if query.get("list-type") == "2" else "ListObjects"
     if method == "POST" and "delete" in query:
         return "DeleteObjects"
@@ -55,6 +62,9 @@ def _bucket_operation(method: str, query: Mapping[str, str]) -> str | None:
 def _object_operation(method: str, query: Mapping[str, str],
                       headers: Mapping[str, str]) -> str | None:
     upload = "uploadId" in query
+    if "tagging" in query:
+        return {"GET": "GetObjectTagging", "PUT": "PutObjectTagging",
+                "DELETE": "DeleteObjectTagging"}.get(method)
     if method == "GET":
         return "ListParts" if upload else "GetObject"
     if method == "HEAD":
