@@ -20,7 +20,9 @@ from starlette.responses import JSONResponse, Response
 from cluster.membership import Membership
 from cluster.nodeclient import NodeClient
 from gateway import (
+    bucketpolicy,
     buckets,
+    cors,
     deletes,
     listing,
     multipart,
@@ -28,6 +30,7 @@ from gateway import (
     tagging,
     versioning,
     versionlist,
+    website,
 )
 from gateway.backend import Backend
 from gateway.catalog import Catalog
@@ -91,6 +94,16 @@ OPERATIONS: dict[str, Handler] = {
     "GetBucketTagging": tagging.get_bucket_tagging,
     "PutBucketTagging": tagging.put_bucket_tagging,
     "DeleteBucketTagging": tagging.delete_bucket_tagging,
+    "GetBucketPolicy": bucketpolicy.get_policy,
+    "PutBucketPolicy": bucketpolicy.put_policy,
+    "DeleteBucketPolicy": bucketpolicy.delete_policy,
+    "GetBucketCors": cors.get_cors,
+    "PutBucketCors": cors.put_cors,
+    "DeleteBucketCors": cors.delete_cors,
+    "Options": cors.preflight,
+    "GetBucketWebsite": website.get_website,
+    "PutBucketWebsite": website.put_website,
+    "DeleteBucketWebsite": website.delete_website,
 }
 
 
@@ -129,6 +142,9 @@ class S3App:
             log.exception("internal error on %s %s", scope["method"], scope.get("path"))
             response = render(S3Error("InternalError", "We encountered an internal error. "
                                       "Please try again."), scope.get("path", ""), request_id)
+        if request.method != "OPTIONS":  # a preflight's headers come from its handler
+            await cors.add_response_headers(self.catalog, request, split_path(
+                scope.get("path", ""))[0], response)
         if response.status_code >= 400 and _has_unread_body(request):
             # The client may still be waiting (Expect: 100-continue) or sending: the
             # connection's byte stream is no longer in step, so it must not be reused.
@@ -149,9 +165,9 @@ class S3App:
             scope["method"], scope.get("raw_path") or scope["path"].encode(),
             scope["query_string"], scope["headers"], self.credentials.get, time.time(),
         )
-        if auth is None:
-            raise S3Error("AccessDenied", "Access Denied")
         operation = resolve(scope["method"], bucket, key, query, request.headers)
+        if auth is None:  # anonymous: only what the bucket policy opens (and preflights)
+            await bucketpolicy.authorize_anonymous(self.catalog, request, operation, bucket, key)
         handler = OPERATIONS.get(operation)
         if handler is None:
             raise S3Error("NotImplemented", f"{operation} is not implemented")

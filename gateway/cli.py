@@ -1,4 +1,5 @@
-"""The `shoal` command: `up` (a local cluster), `node` and `gateway` (one process each).
+"""The `shoal` command: `up` (a local cluster), `node` and `gateway` (one process each),
+`bucket public` (publish a bucket through the S3 API).
 
 Every flag of `node` and `gateway` can also come from the environment as
 SHOAL_<FLAG> (e.g. --serf-bind → SHOAL_SERF_BIND), which is how containers set them.
@@ -14,6 +15,7 @@ import os
 from pathlib import Path
 
 from cluster.nodemain import NodeOptions, run_node
+from gateway import bucketcli
 from gateway.localcluster import UpOptions, run_up
 from gateway.server import GatewayOptions, run_gateway
 
@@ -39,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--access-key")
     up.add_argument("--secret-key")
     up.add_argument("--workers", type=int, default=1)
+    up.add_argument("--website-port", type=int, nargs="?", const=9080,
+                    help="also serve buckets as static websites on this port (9080)")
 
     node = sub.add_parser("node", help="run one storage node")
     _add(node, "data", "/data")
@@ -64,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add(gw, "workers", "1")
     _add(gw, "access-key")
     _add(gw, "secret-key")
+    _add(gw, "website-port")
+    _add(gw, "website-domain", "localhost")
+    bucketcli.add_parser(sub)
     return parser
 
 
@@ -76,7 +83,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if args.command == "up":
         run_up(UpOptions(args.nodes, args.zones, args.data.resolve(), args.port, args.host,
-                         args.access_key, args.secret_key, args.workers))
+                         args.access_key, args.secret_key, args.workers, args.website_port))
+    elif args.command == "bucket":
+        bucketcli.run(args)
     elif args.command == "node":
         run_node(NodeOptions(
             data=Path(args.data).resolve(), name=args.name, zone=args.zone,
@@ -89,7 +98,9 @@ def main(argv: list[str] | None = None) -> None:
             host=args.host, port=int(args.port), data=Path(args.data).resolve(),
             name=args.name, zone=args.zone, serf_bind=args.serf_bind, serf_rpc=args.serf_rpc,
             join=_joins(args.join), workers=int(args.workers),
-            access_key=args.access_key or "", secret_key=args.secret_key or ""))
+            access_key=args.access_key or "", secret_key=args.secret_key or "",
+            website_port=int(args.website_port) if args.website_port else None,
+            website_domain=args.website_domain))
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ class UpOptions:
     access_key: str | None
     secret_key: str | None
     workers: int
+    website_port: int | None = None
 
 
 def load_identity(data: Path, access_key: str | None, secret_key: str | None) -> dict:
@@ -97,6 +98,7 @@ class LocalCluster:
             "--data", str(self.opts.data / "gateway"), "--name", "gateway-1",
             "--serf-bind", f"127.0.0.1:{free_port()}", "--serf-rpc", f"127.0.0.1:{free_port()}",
             "--join", self.seed, "--workers", str(self.opts.workers),
+            *(["--website-port", str(self.opts.website_port)] if self.opts.website_port else []),
         ], "gateway.log", {"SHOAL_ACCESS_KEY": self.ident["access_key"],
                            "SHOAL_SECRET_KEY": self.ident["secret_key"]})
 
@@ -148,10 +150,14 @@ def run_up(opts: UpOptions) -> None:
                   file=sys.stderr)
             sys.exit(1)
         runtime = {"endpoint": cluster.endpoint(), "seed": cluster.seed, "pid": os.getpid()}
+        website = f"http://{opts.host}:{opts.website_port}" if opts.website_port else ""
+        if website:
+            runtime["website"] = website
         (opts.data / "runtime.json").write_text(json.dumps(runtime))
         print(f"Shoal is up in {time.monotonic() - started:.1f} s: {opts.nodes} nodes in "
               f"{opts.zones} zones\n"
               f"  endpoint:   {cluster.endpoint()}\n"
+              + (f"  website:    {website}\n" if website else "") +
               f"  access key: {cluster.ident['access_key']}\n"
               f"  secret key: {cluster.ident['secret_key']}\n"
               f"  data:       {opts.data}\n"

@@ -21,6 +21,7 @@ from gateway import tagging, versioning
 from gateway.blockstore import BlockWriter, read_range
 from gateway.body import UploadBody
 from gateway.errors import S3Error
+from gateway.mediatypes import content_type_for
 from gateway.records import BlockRef, ObjectRecord
 from gateway.xmlio import http_date, iso8601, xml_response
 from placement.policy import StoragePolicy
@@ -70,7 +71,7 @@ def request_metadata(req: S3Request) -> tuple[str, dict[str, str], dict[str, str
     headers = req.headers
     user = {k[len("x-amz-meta-"):]: v for k, v in headers.items() if k.startswith("x-amz-meta-")}
     stored = {k: headers[k] for k in STORED_HEADERS if k in headers}
-    return headers.get("content-type", "binary/octet-stream"), user, stored
+    return headers.get("content-type") or content_type_for(req.key), user, stored
 
 
 async def put_object(req: S3Request) -> Response:

@@ -147,6 +147,9 @@ class BucketRecord(Record):
     owner: str = ""
     versioning: str = ""  # "", "Enabled", "Suspended"
     tags: dict[str, str] = field(default_factory=dict)  # empty: GetBucketTagging NoSuchTagSet
+    access_policy: str = ""  # bucket policy JSON as the client sent it (gateway/bucketpolicy.py)
+    cors: list[dict[str, Any]] = field(default_factory=list)  # CORS rules (gateway/cors.py)
+    website: dict[str, str] = field(default_factory=dict)  # index/error docs (gateway/website.py)
     deleted: bool = False
     v: int = SCHEMA
 

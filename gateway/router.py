@@ -13,18 +13,22 @@ from gateway.errors import S3Error
 
 # Sub-resources S3 defines that Shoal does not serve yet: each answers 501.
 UNSUPPORTED_SUBRESOURCES = frozenset({
-    "accelerate", "acl", "analytics", "attributes", "cors", "encryption",
+    "accelerate", "acl", "analytics", "attributes", "encryption",
     "intelligent-tiering", "inventory", "legal-hold", "lifecycle", "logging", "metrics",
-    "notification", "object-lock", "ownershipControls", "policy", "policyStatus",
+    "notification", "object-lock", "ownershipControls", "policyStatus",
     "publicAccessBlock", "replication", "requestPayment", "restore", "retention", "select",
-    "torrent", "website",
+    "torrent",
 })
+# Bucket configurations kept in the bucket record: ?policy, ?cors, ?website.
+BUCKET_CONFIGS = {"policy": "BucketPolicy", "cors": "BucketCors", "website": "BucketWebsite"}
 
 
 def resolve(method: str, bucket: str, key: str, query: Mapping[str, str],
             headers: Mapping[str, str]) -> str:
+    if method == "OPTIONS" and bucket:
+        return "Options"  # a CORS preflight, whatever the resource
     for name in query:
-        if name in UNSUPPORTED_SUBRESOURCES:
+        if name in UNSUPPORTED_SUBRESOURCES or (key and name in BUCKET_CONFIGS):
             raise S3Error("NotImplemented", f"The '{name}' sub-resource is not implemented")
     if not bucket:
         if method == "GET":
@@ -46,6 +50,9 @@ def _bucket_operation(method: str, query: Mapping[str, str]) -> str | None:
     if "tagging" in query:
         return {"GET": "GetBucketTagging", "PUT": "PutBucketTagging",
                 "DELETE": "DeleteBucketTagging"}.get(method)
+    for name, config in BUCKET_CONFIGS.items():
+        if name in query and method in ("GET", "PUT", "DELETE"):
+            return method.title() + config
     if method == "GET":
         if "uploads" in query:
             return "ListMultipartUploads"

@@ -17,6 +17,7 @@ from cluster.membership import Membership
 from cluster.process import Secrets, start_serf
 from cluster.serfagent import split_hostport
 from gateway.app import S3App, create_app
+from gateway.webendpoint import DEFAULT_DOMAIN, Listeners, WebsiteApp, serve_on_ports
 
 
 @dataclass
@@ -32,6 +33,8 @@ class GatewayOptions:
     workers: int
     access_key: str
     secret_key: str
+    website_port: int | None = None  # a second listener serving buckets as websites
+    website_domain: str = "localhost"
 
 
 def run_gateway(opts: GatewayOptions) -> None:
@@ -46,20 +49,30 @@ def run_gateway(opts: GatewayOptions) -> None:
         "SHOAL_GATEWAY_NAME": name, "SHOAL_SERF_RPC": opts.serf_rpc,
         "SHOAL_ACCESS_KEY": opts.access_key, "SHOAL_SECRET_KEY": opts.secret_key,
     })
+    if opts.website_port:
+        os.environ.update({"SHOAL_WEBSITE_PORT": str(opts.website_port),
+                           "SHOAL_WEBSITE_DOMAIN": opts.website_domain})
     try:
-        uvicorn.run("gateway.server:app_from_env", factory=True, host=opts.host,
-                    port=opts.port, workers=opts.workers, loop="uvloop", http="httptools",
-                    log_level="warning", timeout_keep_alive=30,
-                            proxy_headers=False, access_log=False)
+        config = uvicorn.Config("gateway.server:app_from_env", factory=True, host=opts.host,
+                                port=opts.port, workers=opts.workers, loop="uvloop",
+                                http="httptools", log_level="warning", timeout_keep_alive=30,
+                                proxy_headers=False, access_log=False)
+        ports = [opts.port] + ([opts.website_port] if opts.website_port else [])
+        serve_on_ports(config, opts.host, ports)
     finally:
         agent.stop(leave=False)
 
 
-def app_from_env() -> S3App:
+def app_from_env() -> S3App | Listeners:
     secrets = Secrets.from_env()
     host, port = split_hostport(os.environ["SHOAL_SERF_RPC"])
     membership = Membership(host, port, secrets.rpc_token)
     membership.start()
     name = f"{os.environ['SHOAL_GATEWAY_NAME']}/{os.getpid()}"
     credentials = {os.environ["SHOAL_ACCESS_KEY"]: os.environ["SHOAL_SECRET_KEY"]}
-    return create_app(name, membership, secrets.cluster_secret.encode(), credentials)
+    app = create_app(name, membership, secrets.cluster_secret.encode(), credentials)
+    website_port = int(os.environ.get("SHOAL_WEBSITE_PORT") or 0)
+    if not website_port:
+        return app
+    website = WebsiteApp(app, os.environ.get("SHOAL_WEBSITE_DOMAIN", DEFAULT_DOMAIN))
+    return Listeners(app, website, website_port)

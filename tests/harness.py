@@ -52,12 +52,15 @@ def process_spec(pid: int) -> tuple[list[str], dict[str, str]]:
 class ShoalCluster:
     """`shoal up --nodes N --zones Z` on a fresh port and data directory."""
 
-    def __init__(self, data: Path, nodes: int = 6, zones: int = 3) -> None:
+    def __init__(self, data: Path, nodes: int = 6, zones: int = 3, website: bool = False
+                 ) -> None:
         self.data = data
         self.nodes = nodes
         self.zones = zones
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.website_port = free_port() if website else None  # `shoal up --website-port`
+        self.website_endpoint = f"http://127.0.0.1:{self.website_port}" if website else ""
         self.proc: subprocess.Popen | None = None
         self.access_key = self.secret_key = ""
         self.extra: list[subprocess.Popen] = []
@@ -71,7 +74,8 @@ class ShoalCluster:
         out = self.data.parent / f"{self.data.name}.stdout"
         self.proc = subprocess.Popen(
             [str(SHOAL), "up", "--nodes", str(self.nodes), "--zones", str(self.zones),
-             "--data", str(self.data), "--port", str(self.port)],
+             "--data", str(self.data), "--port", str(self.port),
+             *(["--website-port", str(self.website_port)] if self.website_port else [])],
             stdout=open(out, "wb"), stderr=self.log, stdin=subprocess.DEVNULL)  # noqa: SIM115
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
