@@ -40,6 +40,12 @@ class Backend:
                 return m.api
         return None
 
+    def suspect(self, name: str, api: str) -> bool:
+        """A node to ask only as a last resort: failed in gossip, or failing our calls."""
+        if self.client.is_down(api):
+            return True
+        return any(m.name == name and m.status != "alive" for m in self.node_members())
+
     def writable_nodes(self) -> list[Candidate]:
         """Nodes that take new shards: alive in gossip and not failing our requests."""
         live = [

@@ -136,6 +136,33 @@ class BlockCodec:
         _check_len(block, block_size, "decoded block")
         return block
 
+    def data_slices(self, block_size: int) -> list[tuple[int, int]]:
+        """[start, end) of the block held by each data shard (systematic codes: data shard
+        i is a plain slice of the block), so a range read can fetch only what it covers."""
+        if self.policy.kind == "replica":
+            return [(0, block_size)]
+        if self._driver is None:
+            return _piece_bounds(block_size, self._k)
+        size = -(-block_size // self._k)  # pyeclib: every data fragment holds ceil(n/k)
+        return [(min(i * size, block_size), min((i + 1) * size, block_size))
+                for i in range(self._k)]
+
+    def data_payload(self, index: int, shard: Buffer, block_size: int) -> memoryview:
+        """The block bytes data shard ``index`` holds (its ``data_slices`` entry), checked
+        against the shard's own header; ValueError when they disagree."""
+        start, end = self.data_slices(block_size)[index]
+        view = memoryview(shard)
+        if self._driver is None or self.policy.kind == "replica":
+            _check_len(view, end - start, f"shard {index}")
+            return view
+        meta = self._driver.get_metadata(bytes(view[:_HEADER_PROBE]), formatted=True)
+        if meta["index"] != index or meta["orig_data_size"] != block_size:
+            raise ValueError(f"{self.policy}: shard {index} is not data fragment {index} of "
+                             f"a {block_size}-byte block")
+        if len(view) != self._header + meta["size"] or meta["size"] < end - start:
+            raise ValueError(f"{self.policy}: shard {index} has an unexpected length")
+        return view[self._header : self._header + end - start]
+
     def _join_data_fragments(self, fragments: list[Buffer], block_size: int) -> bytes:
         assert self._driver is not None
         parts = []

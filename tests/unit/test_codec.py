@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import random
 
 import pytest
@@ -168,3 +169,17 @@ def test_codec_for_is_cached_per_policy() -> None:
     # same shape, same shard format
     block = block_of(999)
     assert encrypted.encode(block) == codec_for(parse_policy("4+2")).encode(block)
+
+
+@settings(max_examples=40, deadline=None)
+@given(policy=st.sampled_from(["1+0", "2+1", "3+0", "4+2", "5+3", "8+4", "replica:3"]),
+       size=st.integers(min_value=1, max_value=300_000))
+def test_data_shards_are_plain_slices_of_the_block(policy, size):
+    """Range reads rely on it: data shard i holds exactly block[data_slices[i]]."""
+    codec = codec_for(parse_policy(policy))
+    block = os.urandom(size)
+    shards = codec.encode(block)
+    slices = codec.data_slices(size)
+    assert slices[0][0] == 0 and max(b for _, b in slices) == size
+    for i, (a, b) in enumerate(slices):
+        assert bytes(codec.data_payload(i, shards[i], size)) == block[a:b]
