@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 
 from cluster.membership import Membership
 from cluster.nodeclient import NodeClient
-from gateway import buckets, listing, multipart, objects
+from gateway import admin, buckets, listing, multipart, objects
 from gateway.backend import Backend
 from gateway.catalog import Catalog
 from gateway.errors import S3Error, render
@@ -89,10 +89,12 @@ def split_path(path: str) -> tuple[str, str]:
 
 
 class S3App:
-    def __init__(self, backend: Backend, credentials: dict[str, str]) -> None:
+    def __init__(self, backend: Backend, credentials: dict[str, str],
+                 admin_token: bytes = b"") -> None:
         self.backend = backend
         self.catalog = Catalog(backend)
         self.credentials = credentials
+        self.admin = admin.AdminApi(backend, self.catalog, admin_token)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -122,6 +124,8 @@ class S3App:
         scope = request.scope
         if scope["path"] == HEALTH_PATH:
             return self.health()
+        if scope["path"].startswith(admin.PREFIX):
+            return await self.admin.handle(request)
         bucket, key = split_path(scope["path"])  # the server percent-decoded it (UTF-8)
         if len(key.encode()) > MAX_KEY_BYTES:
             raise S3Error("KeyTooLongError", "Your key is too long")
@@ -163,4 +167,4 @@ def create_app(name: str, membership: Membership, secret: bytes,
                credentials: dict[str, str]) -> S3App:
     """The gateway app; ``membership`` must already be started."""
     backend = Backend(name, membership, NodeClient(secret))
-    return S3App(backend, credentials)
+    return S3App(backend, credentials, admin_token=secret)
