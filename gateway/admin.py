@@ -130,7 +130,7 @@ class AdminApi:
             rep = r.get("repair", {})
             total += rep.get("partitions", 0)
             done += rep.get("partitions_done", 0)
-            repaired += rep.get("slots_repaired", 0)
+            repaired += rep.get("slots_repaired_total", 0)
             waiting += rep.get("blocks_waiting", 0)
         return {"nodes": nodes, "progress": {
             "partitions": total, "partitions_done": done, "slots_repaired": repaired,
