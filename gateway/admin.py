@@ -8,8 +8,9 @@ Routes:
 
 * ``GET /_shoal/admin/objects/{bucket}/{key}`` -- shard health of one object: per block,
   every slot's node, zone and state (hash-checked on the node), and whether the object
-  is at full redundancy (see cluster.shardhealth), plus which metadata owners hold the
-  current record.
+  is at full redundancy (``full``: k+m distinct nodes, zone spread, every shard healthy;
+  see cluster.shardhealth), and which metadata owners hold the current record
+  (``metadata_full`` when all of them do).
 * ``GET /_shoal/admin/repair`` -- every storage node's background work (repair, scrub,
   garbage collection, metadata sync) and the cluster-wide repair progress.
 * ``POST /_shoal/admin/run?task=repair|scrub|gc|sync`` -- start a pass on every live node.
@@ -90,8 +91,8 @@ class AdminApi:
         return JSONResponse({
             "bucket": bucket, "key": key, "size": rec.size, "inline": rec.inline is not None,
             "policy": rec.policy, "hlc": rec.hlc, "blocks": blocks, "data_full": data_full,
-            "metadata": replicas,
-            "full": data_full and all(v == "current" for v in replicas.values()),
+            "metadata": replicas, "full": data_full,
+            "metadata_full": all(v == "current" for v in replicas.values()),
         })
 
     async def _record_replicas(self, partition: str, key: str, hlc: list) -> dict[str, str]:

@@ -49,7 +49,7 @@ def test_fresh_object_is_at_full_redundancy(cluster, s3):
         assert [s["state"] for s in b["slots"]] == ["ok"] * 6
         assert len({s["node"] for s in b["slots"]}) == 6
         assert b["zones_used"] == 3
-    assert report["data_full"] and report["full"], report
+    assert report["data_full"] and report["full"] and report["metadata_full"], report
     assert set(report["metadata"].values()) == {"current"}
 
 
