@@ -127,16 +127,17 @@ class MetadataReplicator:
         return best
 
     async def scan(
-        self, partition: str, start: str, end: str, limit: int
+        self, partition: str, start: str, end: str, limit: int, strict: bool = False
     ) -> tuple[list[tuple[str, Record]], str | None]:
         """Merged records with keys in [start, end), newest version of each key.
 
         Returns (items, resume): ``resume`` is the key to continue from, or None when the
         range is exhausted. Items past the smallest last key of a truncated owner are held
-        back: that owner has not shown them yet, so they are not complete.
+        back: that owner has not shown them yet, so they are not complete. ``strict``
+        refuses a degraded answer (QuorumError), for callers that act on absence.
         """
         results = await self._gather(
-            partition, lambda api: self.client.meta_scan(api, start, end, limit))
+            partition, lambda api: self.client.meta_scan(api, start, end, limit), strict)
         merged: dict[str, Record] = {}
         horizon: str | None = None
         for _, (items, truncated) in results:
@@ -152,7 +153,7 @@ class MetadataReplicator:
             return [(k, merged[k]) for k in keys], horizon + "\x00"
         return [(k, merged[k]) for k in keys], None
 
-    async def _gather(self, partition: str, call: Callable[[str], Any]
+    async def _gather(self, partition: str, call: Callable[[str], Any], strict: bool = False
                       ) -> list[tuple[Member, Any]]:
         """Answers from R_q owners. Only R_q are asked at first (owners the node client
         has not marked down first); another is asked when one fails or has not answered
@@ -192,6 +193,8 @@ class MetadataReplicator:
                 t.cancel()
         if not results:
             raise QuorumError("no metadata owner answered")
+        if len(results) < need and strict:
+            raise QuorumError(f"{len(results)} of {need} metadata owners answered")
         if len(results) < need:
             log.warning("degraded metadata read of %s: %d of %d owners", partition,
                         len(results), need)

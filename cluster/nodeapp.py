@@ -15,6 +15,13 @@ Routes (JSON bodies, stdlib json):
 * ``POST /meta/scan`` {"start", "end", "limit", "summary"} -> {"items", "truncated"};
   summary drops each record's "inline" field so listings never ship object bodies.
 * ``GET /health`` -> {"name", "zone", "shards", "bytes", "meta_keys"}.
+* ``POST /shards/check`` {"ids", "verify"} -> {"shards": {id: [state, blake3 | null]}}, state
+  "ok" | "missing" | "corrupt"; ``verify`` re-hashes the bytes, else the stored hash is read.
+* ``POST /shards/list`` {"after", "limit"} -> {"ids": [...]} in byte order (keys only).
+* ``POST /meta/digests`` {"bounds": [k0, ..., kn]} -> {"digests": [[count, hex], ...]} per
+  [k_i, k_i+1) (the last bound may be "": unbounded); anti-entropy compares these.
+* ``GET /admin/status`` -> the node's background work (repair, scrub, gc, anti-entropy);
+  ``POST /admin/run`` {"task"} starts a pass now.
 
 Every operation is idempotent (puts of the same shard or record, deletes), which is what
 lets the client retry on a dropped keep-alive connection.
@@ -109,8 +116,10 @@ def _shard_id(request: Request) -> str:
     return shard_id
 
 
-def create_node_app(store: NodeStore, secret: bytes, name: str, zone: str) -> Starlette:
-    """The node API over ``store``. The app's lifespan starts and closes the store."""
+def create_node_app(store: NodeStore, secret: bytes, name: str, zone: str,
+                    background: Any = None) -> Starlette:
+    """The node API over ``store``. The app's lifespan starts and closes the store.
+    ``background`` (cluster.nodework.NodeWork) serves the /admin routes when given."""
 
     async def put_shard(request: Request) -> Response:
         shard_id = _shard_id(request)
@@ -182,6 +191,58 @@ def create_node_app(store: NodeStore, secret: bytes, name: str, zone: str) -> St
         await verified_body(request)
         return JSONResponse({"name": name, "zone": zone, **(await store.astats())})
 
+    async def check_shards(request: Request) -> Response:
+        doc = await json_body(request)
+        ids, verify = _str_list(doc, "ids"), doc.get("verify", False)
+        if not all(SHARD_ID.fullmatch(i) for i in ids) or not isinstance(verify, bool):
+            raise BadRequest("bad shard id or 'verify'")
+        out: dict[str, list] = {}
+        for shard_id in ids:
+            try:
+                if verify:
+                    found = await store.get_shard_with_hash(shard_id)
+                    digest = None if found is None else found[1]
+                else:
+                    digest = await store.shard_hash(shard_id)
+            except CorruptShard:
+                out[shard_id] = ["corrupt", None]
+                continue
+            out[shard_id] = ["missing", None] if digest is None else ["ok", digest]
+        return JSONResponse({"shards": out})
+
+    async def list_shards(request: Request) -> Response:
+        doc = await json_body(request)
+        after, limit = doc.get("after", ""), doc.get("limit", 1000)
+        if not isinstance(after, str) or not isinstance(limit, int) or not 0 <= limit <= MAX_SCAN:
+            raise BadRequest("'after' must be a string and 'limit' 0..10000")
+        return JSONResponse({"ids": await store.shard_ids(after, limit)})
+
+    async def meta_digests(request: Request) -> Response:
+        bounds = _str_list(await json_body(request), "bounds")
+        if len(bounds) > 1025:
+            raise BadRequest("at most 1024 ranges")
+        try:
+            digests = await store.meta_digests(bounds)
+        except UnicodeEncodeError as exc:
+            raise BadRequest(str(exc)) from None
+        return JSONResponse({"digests": digests})
+
+    async def admin_status(request: Request) -> Response:
+        await verified_body(request)
+        if background is None:
+            return JSONResponse({"error": "no background work on this node"}, 404)
+        return JSONResponse(background.status())
+
+    async def admin_run(request: Request) -> Response:
+        doc = await json_body(request)
+        if background is None:
+            return JSONResponse({"error": "no background work on this node"}, 404)
+        try:
+            background.run_now(doc.get("task"))
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+        return JSONResponse({"started": doc.get("task")})
+
     async def forbidden(request: Request, exc: Exception) -> Response:
         return JSONResponse({"error": "forbidden", "reason": str(exc)}, 403)
 
@@ -199,6 +260,11 @@ def create_node_app(store: NodeStore, secret: bytes, name: str, zone: str) -> St
     return Starlette(
         routes=[
             Route("/shards/delete", delete_shards, methods=["POST"]),
+            Route("/shards/check", check_shards, methods=["POST"]),
+            Route("/shards/list", list_shards, methods=["POST"]),
+            Route("/meta/digests", meta_digests, methods=["POST"]),
+            Route("/admin/status", admin_status, methods=["GET"]),
+            Route("/admin/run", admin_run, methods=["POST"]),
             Route("/shards/{shard_id}", put_shard, methods=["PUT"]),
             Route("/shards/{shard_id}", get_shard, methods=["GET"]),
             Route("/meta/put", meta_put, methods=["POST"]),

@@ -232,3 +232,33 @@ class NodeClient:
         if status != 200:
             raise NodeRejected(status, data[:200].decode("utf-8", "replace"))
         return json.loads(data)
+
+    # -- background work ------------------------------------------------------------------
+
+    async def check_shards(self, api: str, ids: list[str], verify: bool = False
+                           ) -> dict[str, tuple[str, str | None]]:
+        """{id: (state, blake3 hex | None)}; state "ok" | "missing" | "corrupt". ``verify``
+        makes the node re-hash the bytes (a scrub of those shards), else it reads the
+        stored hash only."""
+        doc = await self._json(api, "/shards/check", {"ids": ids, "verify": verify})
+        return {k: (v[0], v[1]) for k, v in doc["shards"].items()}
+
+    async def list_shards(self, api: str, after: str = "", limit: int = 1000) -> list[str]:
+        """Shard ids on the node greater than ``after``, in byte order."""
+        return (await self._json(api, "/shards/list", {"after": after, "limit": limit}))["ids"]
+
+    async def meta_digests(self, api: str, bounds: list[str]) -> list[tuple[int, str]]:
+        """(count, digest) of the node's records in each [bounds[i], bounds[i+1])."""
+        doc = await self._json(api, "/meta/digests", {"bounds": bounds})
+        return [(n, d) for n, d in doc["digests"]]
+
+    async def admin_status(self, api: str) -> dict:
+        """The node's background-work report (see cluster.nodework.NodeWork.status)."""
+        status, _, data = await self._call(api, "GET", "/admin/status", b"", content_hash(b""))
+        if status != 200:
+            raise NodeRejected(status, data[:200].decode("utf-8", "replace"))
+        return json.loads(data)
+
+    async def admin_run(self, api: str, task: str) -> None:
+        """Ask the node to start a pass of ``task`` now (repair, scrub, gc, sync)."""
+        await self._json(api, "/admin/run", {"task": task})

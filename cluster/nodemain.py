@@ -1,7 +1,8 @@
 """`shoal node`: one storage node process — RocksDB, the node API, and its serf agent.
 
 The HTTP server starts first and the serf agent second, so by the time gossip
-announces the node, its API answers. The node's name is kept in its data directory:
+announces the node, its API answers. Then the node reads membership from its agent and
+starts its background work (cluster/nodework.py: repair, scrub, gc, metadata sync). The node's name is kept in its data directory:
 object records name the nodes holding shards, so a restarted node must come back
 under the same name.
 """
@@ -18,9 +19,11 @@ from pathlib import Path
 import uvicorn
 import uvloop
 
+from cluster.membership import Membership
 from cluster.nodeapp import create_node_app
+from cluster.nodework import NodeWork, WorkConfig
 from cluster.process import Secrets, disk_capacity, own_address, start_serf
-from cluster.serfagent import SerfAgent
+from cluster.serfagent import SerfAgent, split_hostport
 from cluster.store import NodeStore
 
 log = logging.getLogger("shoal.node")
@@ -58,26 +61,32 @@ def run_node(opts: NodeOptions) -> None:
     opts.data.mkdir(parents=True, exist_ok=True)
     name, zone = node_identity(opts.data, opts.name, opts.zone)
     api = opts.advertise_api or f"http://{_advertised_host(opts.api_host)}:{opts.api_port}"
-    app = create_node_app(NodeStore(opts.data / "db"), secrets.cluster_secret.encode(),
-                          name, zone)
+    store = NodeStore(opts.data / "db")
+    work = NodeWork(name, store, secrets.cluster_secret.encode(), WorkConfig.from_env())
+    app = create_node_app(store, secrets.cluster_secret.encode(), name, zone, background=work)
     config = uvicorn.Config(app, host=opts.api_host, port=opts.api_port, loop="uvloop",
                             http="httptools", log_level="warning", timeout_keep_alive=30,
                             proxy_headers=False, access_log=False)
     server = uvicorn.Server(config)
     tags = {"role": "node", "api": api, "zone": zone,
             "capacity": str(opts.capacity or disk_capacity(opts.data))}
+    rpc_host, rpc_port = split_hostport(opts.serf_rpc)
+    membership = Membership(rpc_host, rpc_port, secrets.rpc_token)
     # uvicorn's loop="uvloop" only applies when uvicorn owns the loop; here we do.
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(_serve(server, lambda: start_serf(
-            name, opts.data, opts.serf_bind, opts.serf_rpc, opts.join, tags, secrets)))
+            name, opts.data, opts.serf_bind, opts.serf_rpc, opts.join, tags, secrets),
+            work, membership))
 
 
 def _advertised_host(host: str) -> str:
     return own_address() if host in ("0.0.0.0", "") else host
 
 
-async def _serve(server: uvicorn.Server, start_agent: object) -> None:
+async def _serve(server: uvicorn.Server, start_agent: object, work: NodeWork,
+                 membership: Membership) -> None:
     agent: SerfAgent | None = None
+    working = False
     task = asyncio.ensure_future(server.serve())
     while not server.started and not task.done():
         await asyncio.sleep(0.02)
@@ -87,7 +96,14 @@ async def _serve(server: uvicorn.Server, start_agent: object) -> None:
             # that spawned it exits, so a worker thread would orphan it or kill it early.
             agent = start_agent()  # type: ignore[operator]
             log.info("node serving; serf agent pid %s", agent.pid)
+            await asyncio.to_thread(membership.start)
+            work.attach(membership)
+            await work.start()
+            working = True
         await task
     finally:
+        if working:
+            await work.stop()
+            membership.stop()
         if agent is not None:
             agent.stop(leave=False)

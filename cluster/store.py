@@ -26,6 +26,7 @@ import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from hashlib import blake2b
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -276,6 +277,25 @@ class NodeStore:
 
         return await self._run(read)
 
+    async def shard_ids(self, after: str, limit: int) -> list[str]:
+        """Up to ``limit`` shard ids greater than ``after``, in byte order (keys only)."""
+
+        def scan() -> list[str]:
+            it = self._shards.iter()
+            try:
+                it.seek(after.encode())
+                out: list[str] = []
+                while it.valid() and len(out) < limit:
+                    key = it.key().decode()
+                    if key != after:
+                        out.append(key)
+                    it.next()
+                return out
+            finally:
+                del it
+
+        return await self._run(scan)
+
     # -- metadata -------------------------------------------------------------------------
 
     async def meta_put(self, items: list[tuple[str, dict]]) -> list[bool]:
@@ -346,6 +366,34 @@ class NodeStore:
         if limit < 0:
             raise ValueError("limit must be >= 0")
         return await self._run(scan)
+
+    async def meta_digests(self, bounds: list[str]) -> list[tuple[int, str]]:
+        """(count, digest) of the records in each [bounds[i], bounds[i+1]); the last bound
+        may be "" (no upper bound). The digest covers every key and its record's hlc, so two
+        stores agree on a range exactly when they hold the same versions of the same keys.
+        Anti-entropy compares these instead of shipping records."""
+
+        def digest() -> list[tuple[int, str]]:
+            out = []
+            for lo, hi in zip(bounds, bounds[1:], strict=False):
+                ro = rocksdict.ReadOptions()
+                if hi:
+                    ro.set_iterate_upper_bound(hi.encode())
+                it = self._meta.iter(ro)
+                try:
+                    it.seek(lo.encode())
+                    h, n = blake2b(digest_size=16), 0
+                    while it.valid():
+                        hlc = json.loads(it.value()).get("hlc")
+                        h.update(it.key() + b"\0" + json.dumps(hlc).encode() + b"\n")
+                        n += 1
+                        it.next()
+                    out.append((n, h.hexdigest()))
+                finally:
+                    del it
+            return out
+
+        return await self._run(digest)
 
     # -- statistics -----------------------------------------------------------------------
 

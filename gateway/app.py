@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from cluster.membership import Membership
 from cluster.nodeclient import NodeClient
 from gateway import (
+    admin,
     bucketpolicy,
     buckets,
     cors,
@@ -120,10 +121,12 @@ def split_path(path: str) -> tuple[str, str]:
 
 
 class S3App:
-    def __init__(self, backend: Backend, credentials: dict[str, str]) -> None:
+    def __init__(self, backend: Backend, credentials: dict[str, str],
+                 admin_token: bytes = b"") -> None:
         self.backend = backend
         self.catalog = Catalog(backend)
         self.credentials = credentials
+        self.admin = admin.AdminApi(backend, self.catalog, admin_token)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -157,6 +160,8 @@ class S3App:
         scope = request.scope
         if scope["path"] == HEALTH_PATH:
             return self.health()
+        if scope["path"].startswith(admin.PREFIX):
+            return await self.admin.handle(request)
         bucket, key = split_path(scope["path"])  # the server percent-decoded it (UTF-8)
         if len(key.encode()) > MAX_KEY_BYTES:
             raise S3Error("KeyTooLongError", "Your key is too long")
@@ -198,4 +203,4 @@ def create_app(name: str, membership: Membership, secret: bytes,
                credentials: dict[str, str]) -> S3App:
     """The gateway app; ``membership`` must already be started."""
     backend = Backend(name, membership, NodeClient(secret))
-    return S3App(backend, credentials)
+    return S3App(backend, credentials, admin_token=secret)

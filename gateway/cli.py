@@ -71,6 +71,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add(gw, "website-port")
     _add(gw, "website-domain", "localhost")
     bucketcli.add_parser(sub)
+
+    for cmd, text in (("status", "repair progress and each node's background work"),
+                      ("run", "start a pass of a background task on every node")):
+        sp = sub.add_parser(cmd, help=text)
+        sp.add_argument("--endpoint", default=_env("endpoint", "http://127.0.0.1:9000"))
+        sp.add_argument("--token", help="admin token (default: $SHOAL_ADMIN_TOKEN)")
+        sp.add_argument("--data", type=Path, default=Path(".shoal-data"),
+                        help="a local cluster's data dir, to read its token from")
+        if cmd == "status":
+            sp.add_argument("--watch", action="store_true", help="repeat while repair runs")
+        else:
+            sp.add_argument("task", choices=["repair", "scrub", "gc", "sync"])
     return parser
 
 
@@ -81,7 +93,15 @@ def _joins(value: str | None) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    if args.command == "up":
+    if args.command in ("status", "run"):
+        from gateway import admincli
+
+        token = admincli.admin_token(args.token, args.data)
+        if args.command == "status":
+            admincli.status(args.endpoint, token, args.watch)
+        else:
+            admincli.run(args.endpoint, token, args.task)
+    elif args.command == "up":
         run_up(UpOptions(args.nodes, args.zones, args.data.resolve(), args.port, args.host,
                          args.access_key, args.secret_key, args.workers, args.website_port))
     elif args.command == "bucket":

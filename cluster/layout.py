@@ -1,0 +1,35 @@
+"""Where records live in the metadata key space, as the background work needs to know it.
+
+This mirrors the key layout that gateway/records.py owns (tests/unit/test_layout.py checks
+that the two agree): ``b/{bucket}`` in partition ``__buckets__``; ``o/{bucket}/{key}``,
+``u/{bucket}/{key}\\0{upload}`` and ``p/{bucket}/{upload}/{part}`` in the bucket's partition.
+Bucket names hold no '/', so the partition of any key can be read off the key itself.
+"""
+
+from __future__ import annotations
+
+BUCKETS = "__buckets__"
+BUCKET_RANGE = ("b/", "b0")  # every bucket record
+KINDS = ("o", "u", "p")  # object, multipart upload, part: the per-bucket key ranges
+
+
+def bucket_ranges(bucket: str) -> list[tuple[str, str]]:
+    """The [start, end) key ranges holding a bucket partition's records."""
+    return [(f"{kind}/{bucket}/", f"{kind}/{bucket}0") for kind in KINDS]
+
+
+def partition_ranges(partition: str) -> list[tuple[str, str]]:
+    """The key ranges of a partition (the bucket list, or one bucket)."""
+    return [BUCKET_RANGE] if partition == BUCKETS else bucket_ranges(partition)
+
+
+def partition_of(key: str) -> str | None:
+    """The partition a record key belongs to; None for a key outside the layout."""
+    kind, sep, rest = key.partition("/")
+    if not sep:
+        return None
+    if kind == "b":
+        return BUCKETS
+    if kind in KINDS and "/" in rest:
+        return rest.split("/", 1)[0]
+    return None

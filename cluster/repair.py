@@ -1,0 +1,211 @@
+"""The repairer: brings every block back to full redundancy, paced.
+
+Where it runs: in every storage node, each walking only the partitions (buckets) whose
+first *alive* metadata owner it is. So exactly one process normally repairs a partition
+(no coordination needed, and the work spreads with the partitions); the walk reads
+records from the owners it is itself one of; and repair keeps going with any number of
+gateways, including none. When membership views disagree for a moment, two nodes may
+repair the same record: harmless, see "record update" below.
+
+A pass, per partition it leads: read the bucket's object records and in-progress
+multipart parts (quorum scans); probe every block's shards (one batched existence and
+hash check per node, see cluster.shardhealth); for each block with slots to repair
+(``empty``, ``missing``, ``corrupt``, ``doubled``, ``lost`` -- a node that left or stayed
+failed past the deadline -- or a zone spread to widen) fetch k good shards, decode,
+re-encode, and write the needed shards to new distinct nodes, least-used zone first.
+Slots on a node that is down but within the deadline are left alone.
+
+Record update: after the shards are durable, the record is re-read by quorum and
+rewritten only if its hlc is unchanged (else a client overwrote or deleted it: skip; the
+new shards become orphans for the garbage collector). The rewrite's stamp is the old
+stamp with ``~r`` appended to its origin: it orders after the record it repairs and
+before every later write (whose (ms, logical) is larger), so even an overwrite racing
+between the re-read and the write wins on every replica. Old copies are never deleted
+here (a copy of the object may share the block): the garbage collector removes shards
+that no live record references.
+
+Pacing: bytes read and written by rebuilds go through a ``Pacer`` (MB/s limit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import logging
+import time
+from collections.abc import Callable
+
+from cluster.layout import bucket_ranges
+from cluster.membership import Member
+from cluster.metadata import MetadataReplicator, QuorumError, candidates
+from cluster.nodeclient import NodeClient, NodeUnavailable, ShardMissing
+from cluster.pacing import Pacer
+from cluster.shardhealth import BlockHealth, FailureClock, assess_block, pick_targets, probe_block
+from cluster.walk import bucket_names, live_records
+from placement.codec import NotEnoughShards, codec_for, shard_hash
+from placement.policy import StoragePolicy
+
+log = logging.getLogger(__name__)
+
+HASH_CHARS = 32  # hex chars of a shard hash kept in records (gateway/blockstore.py)
+
+
+def _rebuild(policy: StoragePolicy, shards: dict[int, bytes], size: int
+             ) -> list[tuple[bytes, str]]:
+    codec = codec_for(policy)
+    block = codec.decode(shards, size)
+    return [(s, shard_hash(s)) for s in codec.encode(block)]
+
+
+class Repairer:
+    def __init__(self, name: str, client: NodeClient, meta: MetadataReplicator,
+                 members: Callable[[], list[Member]], failures: FailureClock,
+                 pacer: Pacer) -> None:
+        self.name = name
+        self.client = client
+        self.meta = meta
+        self._members = members
+        self.failures = failures
+        self.pacer = pacer
+        self.passes = 0
+        self.progress: dict = {"running": False}
+        self.totals = {"slots_repaired_total": 0, "bytes_written_total": 0}
+
+    def status(self) -> dict:
+        return {**self.progress, **self.totals, "passes": self.passes,
+                "deadline": self.failures.deadline, "rate": self.pacer.rate}
+
+    def leads(self, partition: str) -> bool:
+        """True when this node is the first alive owner of the partition."""
+        try:
+            owners = self.meta.owners(partition)
+        except QuorumError:
+            return False
+        alive = [m for m in owners if m.status == "alive"]
+        return bool(alive) and alive[0].name == self.name
+
+    async def run_pass(self) -> None:
+        p = self.progress = {
+            "running": True, "started": time.time(), "finished": None, "partitions": 0,
+            "partitions_done": 0, "records_checked": 0, "blocks_checked": 0,
+            "blocks_repaired": 0, "slots_repaired": 0, "bytes_written": 0,
+            "blocks_waiting": 0, "blocks_unrepairable": 0, "blocks_no_target": 0, "records_skipped": 0, "errors": 0}
+        try:
+            try:
+                mine = [b for b in await bucket_names(self.meta) if self.leads(b)]
+            except QuorumError as exc:
+                p["errors"] += 1
+                log.info("repair: bucket list unavailable: %s", exc)
+                return
+            p["partitions"] = len(mine)
+            for bucket in mine:
+                try:
+                    await self._walk(bucket)
+                except QuorumError as exc:
+                    p["errors"] += 1
+                    log.warning("repair of %s stopped: %s", bucket, exc)
+                p["partitions_done"] += 1
+        finally:
+            p["running"] = False
+            p["finished"] = time.time()
+            self.passes += 1
+
+    async def _walk(self, bucket: str) -> None:
+        policies = {rec.get("upload_id"): rec.get("policy")
+                    async for _, rec in live_records(self.meta, bucket, "u")}
+        for start, _ in bucket_ranges(bucket):
+            if start[0] not in "op":
+                continue
+            async for key, rec in live_records(self.meta, bucket, start[0]):
+                if not rec.get("blocks"):
+                    continue
+                policy = rec.get("policy") or policies.get(rec.get("upload_id"))
+                if not policy:
+                    continue
+                self.progress["records_checked"] += 1
+                try:
+                    await self.repair_record(bucket, key, rec, StoragePolicy.from_dict(policy))
+                except (NodeUnavailable, QuorumError, ValueError) as exc:
+                    self.progress["errors"] += 1
+                    log.warning("repair of %s failed: %r", key, exc)
+
+    async def repair_record(self, partition: str, key: str, rec: dict,
+                            policy: StoragePolicy) -> None:
+        members = {m.name: m for m in self._members() if m.role == "node"}
+        self.failures.observe(members.values())
+        changes: dict[int, dict[int, list]] = {}
+        for bi, block in enumerate(rec["blocks"]):
+            self.progress["blocks_checked"] += 1
+            probed = await probe_block(self.client, members, block)
+            health = assess_block(block, members, probed, self.failures.lost)
+            if any(s.state == "down" for s in health.slots):
+                self.progress["blocks_waiting"] += 1
+            if health.repair:
+                fixed = await self._rebuild_block(block, health, policy, members)
+                if fixed:
+                    changes[bi] = fixed
+        if changes:
+            await self._update_record(partition, key, rec["hlc"], changes)
+
+    async def _rebuild_block(self, block: dict, health: BlockHealth, policy: StoragePolicy,
+                             members: dict[str, Member]) -> dict[int, list]:
+        good = [s for s in health.slots if s.state == "ok" and s.slot not in health.repair]
+        keep = [s.node for s in good if s.node]
+        writable = [m for m in members.values()
+                    if m.status == "alive" and m.api and not self.client.is_down(m.api)]
+        targets = pick_targets(block["id"], keep, candidates(writable), len(health.repair))
+        if not targets:  # every live node already holds a shard: nothing would improve
+            self.progress["blocks_no_target"] += 1
+            return {}
+        got: dict[int, bytes] = {}
+        for s in sorted(good, key=lambda s: s.slot):  # data shards first: cheapest decode
+            if len(got) >= policy.k:
+                break
+            with contextlib.suppress(NodeUnavailable, ShardMissing):
+                got[s.slot] = await self.client.get_shard(
+                    members[s.node].api, f"{block['id']}.{s.slot}", s.hash)
+        if len(got) < policy.k:
+            self.progress["blocks_unrepairable"] += 1
+            return {}
+        try:
+            shards = await asyncio.to_thread(_rebuild, policy, got, block["size"])
+        except (NotEnoughShards, ValueError) as exc:
+            self.progress["blocks_unrepairable"] += 1
+            log.warning("block %s does not decode: %s", block["id"], exc)
+            return {}
+        fixed: dict[int, list] = {}
+        written = sum(len(v) for v in got.values())  # read, in fact: it loads the cluster too
+        for slot, target in zip(health.repair, targets, strict=False):
+            data, digest = shards[slot]
+            known = block["shards"][slot]
+            if known is not None and not digest.startswith(known[1]):
+                log.error("block %s slot %d re-encodes to a different shard", block["id"], slot)
+                continue
+            try:
+                await self.client.put_shard(members[target.name].api,
+                                            f"{block['id']}.{slot}", data, digest)
+            except NodeUnavailable:
+                continue
+            fixed[slot] = [target.name, digest[:HASH_CHARS]]
+            written += len(data)
+        self.progress["bytes_written"] += written
+        self.totals["bytes_written_total"] += written
+        await self.pacer.spend(written)
+        return fixed
+
+    async def _update_record(self, partition: str, key: str, hlc: list,
+                             changes: dict[int, dict[int, list]]) -> None:
+        current = await self.meta.get(partition, key)
+        if current is None or current.get("hlc") != hlc or current.get("deleted"):
+            self.progress["records_skipped"] += 1
+            return
+        new = copy.deepcopy(current)
+        for bi, slots in changes.items():
+            for slot, ref in slots.items():
+                new["blocks"][bi]["shards"][slot] = ref
+        new["hlc"] = [hlc[0], hlc[1], f"{hlc[2]}~r"]
+        await self.meta.put(partition, [(key, new)])
+        self.progress["blocks_repaired"] += len(changes)
+        self.progress["slots_repaired"] += sum(len(s) for s in changes.values())
+        self.totals["slots_repaired_total"] += sum(len(s) for s in changes.values())

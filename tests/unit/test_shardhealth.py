@@ -1,0 +1,84 @@
+"""Slot classification, full redundancy and repair targets (cluster/shardhealth.py)."""
+
+from __future__ import annotations
+
+import time
+
+from cluster.membership import Member
+from cluster.metadata import candidates
+from cluster.shardhealth import FailureClock, assess_block, pick_targets
+
+
+def member(i: int, status: str = "alive", zones: int = 3) -> Member:
+    return Member(name=f"n{i}", addr="", status=status, role="node", api=f"http://n{i}",
+                  zone=f"z{i % zones}", capacity=0)
+
+
+def block(nodes: list[str | None]) -> dict:
+    return {"id": "b1", "size": 10,
+            "shards": [None if n is None else [n, "ab"] for n in nodes]}
+
+
+def view(*ms: Member) -> dict[str, Member]:
+    return {m.name: m for m in ms}
+
+
+def never_lost(m: Member | None) -> bool:
+    return m is None or m.status == "left"
+
+
+def test_all_ok_on_distinct_nodes_in_every_zone_is_full():
+    members = view(*(member(i) for i in range(6)))
+    b = block([f"n{i}" for i in range(6)])
+    h = assess_block(b, members, dict.fromkeys(range(6), "ok"), never_lost)
+    assert h.full and h.repair == [] and h.zones_used == 3
+
+
+def test_doubled_empty_missing_corrupt_need_repair():
+    members = view(*(member(i) for i in range(6)))
+    b = block(["n0", "n1", "n0", None, "n4", "n5"])
+    probed = {0: "ok", 1: "missing", 2: "ok", 4: "corrupt", 5: "ok"}
+    h = assess_block(b, members, probed, never_lost)
+    states = [s.state for s in h.slots]
+    assert states == ["ok", "missing", "doubled", "empty", "corrupt", "ok"]
+    assert h.repair == [1, 2, 3, 4] and not h.full
+
+
+def test_failed_node_waits_for_the_deadline_then_is_lost():
+    members = view(*(member(i) for i in range(5)), member(5, status="failed"))
+    clock = FailureClock(deadline=0.05)
+    clock.observe(members.values())
+    b = block([f"n{i}" for i in range(6)])
+    probed = dict.fromkeys(range(5), "ok")
+    first = assess_block(b, members, probed, clock.lost)
+    assert first.slots[5].state == "down" and first.repair == [] and not first.full
+    time.sleep(0.06)
+    later = assess_block(b, members, probed, clock.lost)
+    assert later.slots[5].state == "lost" and later.repair == [5]
+
+
+def test_left_or_unknown_node_is_lost_at_once():
+    members = view(*(member(i) for i in range(5)), member(5, status="left"))
+    b = block([f"n{i}" for i in range(5)] + ["gone"])
+    h = assess_block(b, members, dict.fromkeys(range(5), "ok"), FailureClock(3600).lost)
+    assert h.repair == [5] and h.slots[5].state == "lost"
+    b2 = block([f"n{i}" for i in range(6)])
+    h2 = assess_block(b2, members, dict.fromkeys(range(5), "ok"), FailureClock(3600).lost)
+    assert h2.slots[5].state == "lost"
+
+
+def test_zone_spread_lost_picks_one_slot_to_move():
+    # 3 zones with live nodes, but all shards sit in zones z0 and z1.
+    members = view(*(member(i) for i in range(9)))
+    b = block(["n0", "n3", "n1", "n4"])  # z0, z0, z1, z1
+    h = assess_block(b, members, dict.fromkeys(range(4), "ok"), never_lost)
+    assert not h.full and h.zones_used == 2 and h.zones_wanted == 3
+    assert len(h.repair) == 1
+
+
+def test_targets_avoid_kept_nodes_and_fill_the_emptiest_zone():
+    members = [member(i) for i in range(6)]
+    nodes = candidates(members)
+    picked = pick_targets("b1", keep=["n0", "n3", "n1", "n4"], nodes=nodes, count=2)
+    assert {c.name for c in picked} == {"n2", "n5"}  # zone z2 had no shard
+    assert pick_targets("b1", keep=[f"n{i}" for i in range(6)], nodes=nodes, count=1) == []
