@@ -19,12 +19,13 @@ from starlette.responses import JSONResponse, Response
 
 from cluster.membership import Membership
 from cluster.nodeclient import NodeClient
-from gateway import buckets, listing, multipart, objects
+from gateway import attributes, buckets, copyobject, listing, multipart, objects, postobject
 from gateway.backend import Backend
 from gateway.catalog import Catalog
 from gateway.errors import S3Error, render
-from gateway.router import resolve
+from gateway.router import is_form_upload, resolve
 from gateway.sigv4 import AuthResult, verify
+from gateway.vhost import split_request_path
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ class S3Request:
     catalog: Catalog
     backend: Backend
     request_id: str
+    secret_for: Callable[[str], str | None] = lambda _key: None  # access key → secret
 
     @property
     def headers(self) -> Any:
@@ -66,7 +68,10 @@ OPERATIONS: dict[str, Handler] = {
     "HeadObject": objects.head_object,
     "DeleteObject": objects.delete_object,
     "DeleteObjects": objects.delete_objects,
-    "CopyObject": objects.copy_object,
+    "CopyObject": copyobject.copy_object,
+    "UploadPartCopy": copyobject.upload_part_copy,
+    "GetObjectAttributes": attributes.get_object_attributes,
+    "PostObject": postobject.post_object,
     "CreateMultipartUpload": multipart.create_upload,
     "UploadPart": multipart.upload_part,
     "CompleteMultipartUpload": multipart.complete_upload,
@@ -82,15 +87,11 @@ def _has_unread_body(request: Request) -> bool:
     return declared and not getattr(request, "_stream_consumed", False)
 
 
-def split_path(path: str) -> tuple[str, str]:
-    """Path-style addressing: /bucket/key (the key may contain any characters, '/' too)."""
-    bucket, _, key = path.lstrip("/").partition("/")
-    return bucket, key
-
-
 class S3App:
-    def __init__(self, backend: Backend, credentials: dict[str, str]) -> None:
+    def __init__(self, backend: Backend, credentials: dict[str, str],
+                 domains: tuple[str, ...] = ()) -> None:
         self.backend = backend
+        self.domains = domains  # base domains for virtual-hosted-style requests
         self.catalog = Catalog(backend)
         self.credentials = credentials
 
@@ -122,7 +123,9 @@ class S3App:
         scope = request.scope
         if scope["path"] == HEALTH_PATH:
             return self.health()
-        bucket, key = split_path(scope["path"])  # the server percent-decoded it (UTF-8)
+        # scope["path"] is percent-decoded (UTF-8) by the server.
+        bucket, key = split_request_path(scope["path"], request.headers.get("host"),
+                                         self.domains)
         if len(key.encode()) > MAX_KEY_BYTES:
             raise S3Error("KeyTooLongError", "Your key is too long")
         query = dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
@@ -130,14 +133,15 @@ class S3App:
             scope["method"], scope.get("raw_path") or scope["path"].encode(),
             scope["query_string"], scope["headers"], self.credentials.get, time.time(),
         )
-        if auth is None:
+        if auth is None and not is_form_upload(scope["method"], key, request.headers):
             raise S3Error("AccessDenied", "Access Denied")
         operation = resolve(scope["method"], bucket, key, query, request.headers)
         handler = OPERATIONS.get(operation)
         if handler is None:
             raise S3Error("NotImplemented", f"{operation} is not implemented")
         return await handler(S3Request(request, operation, bucket, key, query, auth,
-                                       self.catalog, self.backend, request_id))
+                                       self.catalog, self.backend, request_id,
+                                       self.credentials.get))
 
     def health(self) -> Response:
         """Unauthenticated liveness: how many storage nodes this gateway sees, by status.
@@ -160,7 +164,8 @@ class S3App:
 
 
 def create_app(name: str, membership: Membership, secret: bytes,
-               credentials: dict[str, str]) -> S3App:
-    """The gateway app; ``membership`` must already be started."""
+               credentials: dict[str, str], domains: tuple[str, ...] = ()) -> S3App:
+    """The gateway app; ``membership`` must already be started. ``domains``: base domains
+    for virtual-hosted-style addressing (none: path-style only)."""
     backend = Backend(name, membership, NodeClient(secret))
-    return S3App(backend, credentials)
+    return S3App(backend, credentials, domains)

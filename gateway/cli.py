@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--access-key")
     up.add_argument("--secret-key")
     up.add_argument("--workers", type=int, default=1)
+    up.add_argument("--domain", default=_env("domain", ""),
+                    help="base domain(s) for virtual-hosted-style buckets (env SHOAL_DOMAIN)")
 
     node = sub.add_parser("node", help="run one storage node")
     _add(node, "data", "/data")
@@ -64,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add(gw, "workers", "1")
     _add(gw, "access-key")
     _add(gw, "secret-key")
+    _add(gw, "domain", "", help="base domain(s) for virtual-hosted-style buckets, "
+         "comma-separated (bucket.DOMAIN/key beside DOMAIN/bucket/key)")
     return parser
 
 
@@ -76,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if args.command == "up":
         run_up(UpOptions(args.nodes, args.zones, args.data.resolve(), args.port, args.host,
-                         args.access_key, args.secret_key, args.workers))
+                         args.access_key, args.secret_key, args.workers, args.domain or ""))
     elif args.command == "node":
         run_node(NodeOptions(
             data=Path(args.data).resolve(), name=args.name, zone=args.zone,
@@ -89,7 +93,8 @@ def main(argv: list[str] | None = None) -> None:
             host=args.host, port=int(args.port), data=Path(args.data).resolve(),
             name=args.name, zone=args.zone, serf_bind=args.serf_bind, serf_rpc=args.serf_rpc,
             join=_joins(args.join), workers=int(args.workers),
-            access_key=args.access_key or "", secret_key=args.secret_key or ""))
+            access_key=args.access_key or "", secret_key=args.secret_key or "",
+            domain=args.domain or ""))
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ class UpOptions:
     access_key: str | None
     secret_key: str | None
     workers: int
+    domain: str = ""  # base domain(s) for virtual-hosted-style addressing
 
 
 def load_identity(data: Path, access_key: str | None, secret_key: str | None) -> dict:
@@ -97,6 +98,7 @@ class LocalCluster:
             "--data", str(self.opts.data / "gateway"), "--name", "gateway-1",
             "--serf-bind", f"127.0.0.1:{free_port()}", "--serf-rpc", f"127.0.0.1:{free_port()}",
             "--join", self.seed, "--workers", str(self.opts.workers),
+            *(["--domain", self.opts.domain] if self.opts.domain else []),
         ], "gateway.log", {"SHOAL_ACCESS_KEY": self.ident["access_key"],
                            "SHOAL_SECRET_KEY": self.ident["secret_key"]})
 

@@ -17,6 +17,7 @@ from cluster.membership import Membership
 from cluster.process import Secrets, start_serf
 from cluster.serfagent import split_hostport
 from gateway.app import S3App, create_app
+from gateway.vhost import parse_domains
 
 
 @dataclass
@@ -32,6 +33,7 @@ class GatewayOptions:
     workers: int
     access_key: str
     secret_key: str
+    domain: str = ""  # base domains for virtual-hosted-style requests, comma-separated
 
 
 def run_gateway(opts: GatewayOptions) -> None:
@@ -45,6 +47,7 @@ def run_gateway(opts: GatewayOptions) -> None:
     os.environ.update({
         "SHOAL_GATEWAY_NAME": name, "SHOAL_SERF_RPC": opts.serf_rpc,
         "SHOAL_ACCESS_KEY": opts.access_key, "SHOAL_SECRET_KEY": opts.secret_key,
+        "SHOAL_DOMAIN": opts.domain,
     })
     try:
         uvicorn.run("gateway.server:app_from_env", factory=True, host=opts.host,
@@ -61,4 +64,5 @@ def app_from_env() -> S3App:
     membership.start()
     name = f"{os.environ['SHOAL_GATEWAY_NAME']}/{os.getpid()}"
     credentials = {os.environ["SHOAL_ACCESS_KEY"]: os.environ["SHOAL_SECRET_KEY"]}
-    return create_app(name, membership, secrets.cluster_secret.encode(), credentials)
+    return create_app(name, membership, secrets.cluster_secret.encode(), credentials,
+                      parse_domains(os.environ.get("SHOAL_DOMAIN")))
