@@ -64,7 +64,7 @@ async def get_object_attributes(req: S3Request) -> Response:
         marker = _header_int(req, "x-amz-part-number-marker", 0)
         parts = [p for p in rec.parts if p.number > marker]
         shown = parts[:limit]
-        section: list = [("TotalPartsCount", len(rec.parts)), ("PartNumberMarker", marker)]
+        section: list = [("PartsCount", len(rec.parts)), ("PartNumberMarker", marker)]
         if shown:
             section.append(("NextPartNumberMarker", shown[-1].number))
         section += [("MaxParts", limit), ("IsTruncated", len(parts) > limit)]
