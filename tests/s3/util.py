@@ -23,15 +23,16 @@ def error_doc(call, *args, **kwargs) -> dict:  # noqa: ANN001
 
 
 def signed_get(cluster, path: str) -> tuple[int, dict[str, str], bytes]:  # noqa: ANN001
-    """A header-signed GET of exactly ``path`` (with its query): botocore's signer, but no
-    operation model adding or decoding parameters."""
+    """A header-signed GET of exactly ``path`` (with its query; or a whole URL): botocore's
+    signer, but no operation model adding or decoding parameters."""
     from botocore.auth import S3SigV4Auth
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
 
     from tests.harness import http
 
-    request = AWSRequest("GET", cluster.endpoint + path)
+    url = path if path.startswith("http") else cluster.endpoint + path
+    request = AWSRequest("GET", url)
     S3SigV4Auth(Credentials(cluster.access_key, cluster.secret_key), "s3",
                 "us-east-1").add_auth(request)
-    return http("GET", cluster.endpoint + path, headers=dict(request.headers))
+    return http("GET", url, headers=dict(request.headers))
