@@ -13,9 +13,11 @@ from gateway.errors import S3Error
 
 # Sub-resources S3 defines that Shoal does not serve yet: each answers 501.
 UNSUPPORTED_SUBRESOURCES = frozenset({
-    "accelerate", "acl", "analytics", "cors", "encryption",
-    "intelligent-tiering", "inventory", "legal-hold", "lifecycle", "logging", "metadataTable",
-    "metadataConfiguration", "metrics", "notification", "object-lock", "ownershipControls",
+    "abac", "accelerate", "acl", "analytics", "annotation", "cors", "encryption",
+    "intelligent-tiering", "inventory", "legal-hold", "lifecycle", "logging",
+    "metadataAnnotationTable", "metadataConfiguration", "metadataInventoryTable",
+    "metadataJournalTable", "metadataTable", "metrics", "notification", "object-lock",
+    "ownershipControls",
     "policy", "policyStatus", "publicAccessBlock", "renameObject", "replication",
     "requestPayment", "restore", "retention", "select", "session", "tagging", "torrent",
     "versioning", "versions", "website",

@@ -22,8 +22,9 @@ def error_doc(call, *args, **kwargs) -> dict:  # noqa: ANN001
             "Status": info.value.response["ResponseMetadata"]["HTTPStatusCode"]}
 
 
-def signed_get(cluster, path: str) -> tuple[int, dict[str, str], bytes]:  # noqa: ANN001
-    """A header-signed GET of exactly ``path`` (with its query; or a whole URL): botocore's
+def signed_get(cluster, path: str, method: str = "GET"  # noqa: ANN001
+               ) -> tuple[int, dict[str, str], bytes]:
+    """A header-signed request (GET unless told) of exactly ``path`` (with its query; or a whole URL): botocore's
     signer, but no operation model adding or decoding parameters."""
     from botocore.auth import S3SigV4Auth
     from botocore.awsrequest import AWSRequest
@@ -32,7 +33,7 @@ def signed_get(cluster, path: str) -> tuple[int, dict[str, str], bytes]:  # noqa
     from tests.harness import http
 
     url = path if path.startswith("http") else cluster.endpoint + path
-    request = AWSRequest("GET", url)
+    request = AWSRequest(method, url)
     S3SigV4Auth(Credentials(cluster.access_key, cluster.secret_key), "s3",
                 "us-east-1").add_auth(request)
-    return http("GET", url, headers=dict(request.headers))
+    return http(method, url, headers=dict(request.headers))
