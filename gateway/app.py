@@ -21,13 +21,16 @@ from cluster.membership import Membership
 from cluster.nodeclient import NodeClient
 from gateway import (
     admin,
+    attributes,
     bucketpolicy,
     buckets,
+    copyobject,
     cors,
     deletes,
     listing,
     multipart,
     objects,
+    postobject,
     tagging,
     versioning,
     versionlist,
@@ -38,6 +41,7 @@ from gateway.catalog import Catalog
 from gateway.errors import S3Error, render
 from gateway.router import resolve
 from gateway.sigv4 import AuthResult, verify
+from gateway.vhost import split_request_path
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +62,7 @@ class S3Request:
     catalog: Catalog
     backend: Backend
     request_id: str
+    secret_for: Callable[[str], str | None] = lambda _key: None  # access key → secret
 
     @property
     def headers(self) -> Any:
@@ -79,7 +84,10 @@ OPERATIONS: dict[str, Handler] = {
     "HeadObject": objects.head_object,
     "DeleteObject": deletes.delete_object,
     "DeleteObjects": deletes.delete_objects,
-    "CopyObject": objects.copy_object,
+    "CopyObject": copyobject.copy_object,
+    "UploadPartCopy": copyobject.upload_part_copy,
+    "GetObjectAttributes": attributes.get_object_attributes,
+    "PostObject": postobject.post_object,
     "CreateMultipartUpload": multipart.create_upload,
     "UploadPart": multipart.upload_part,
     "CompleteMultipartUpload": multipart.complete_upload,
@@ -114,16 +122,11 @@ def _has_unread_body(request: Request) -> bool:
     return declared and not getattr(request, "_stream_consumed", False)
 
 
-def split_path(path: str) -> tuple[str, str]:
-    """Path-style addressing: /bucket/key (the key may contain any characters, '/' too)."""
-    bucket, _, key = path.lstrip("/").partition("/")
-    return bucket, key
-
-
 class S3App:
     def __init__(self, backend: Backend, credentials: dict[str, str],
-                 admin_token: bytes = b"") -> None:
+                 admin_token: bytes = b"", domains: tuple[str, ...] = ()) -> None:
         self.backend = backend
+        self.domains = domains  # base domains for virtual-hosted-style requests
         self.catalog = Catalog(backend)
         self.credentials = credentials
         self.admin = admin.AdminApi(backend, self.catalog, admin_token)
@@ -146,8 +149,9 @@ class S3App:
             response = render(S3Error("InternalError", "We encountered an internal error. "
                                       "Please try again."), scope.get("path", ""), request_id)
         if request.method != "OPTIONS":  # a preflight's headers come from its handler
-            await cors.add_response_headers(self.catalog, request, split_path(
-                scope.get("path", ""))[0], response)
+            bucket = split_request_path(scope.get("path", ""), request.headers.get("host"),
+                                        self.domains)[0]
+            await cors.add_response_headers(self.catalog, request, bucket, response)
         if response.status_code >= 400 and _has_unread_body(request):
             # The client may still be waiting (Expect: 100-continue) or sending: the
             # connection's byte stream is no longer in step, so it must not be reused.
@@ -162,7 +166,9 @@ class S3App:
             return self.health()
         if scope["path"].startswith(admin.PREFIX):
             return await self.admin.handle(request)
-        bucket, key = split_path(scope["path"])  # the server percent-decoded it (UTF-8)
+        # scope["path"] is percent-decoded (UTF-8) by the server.
+        bucket, key = split_request_path(scope["path"], request.headers.get("host"),
+                                         self.domains)
         if len(key.encode()) > MAX_KEY_BYTES:
             raise S3Error("KeyTooLongError", "Your key is too long")
         query = dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
@@ -171,13 +177,15 @@ class S3App:
             scope["query_string"], scope["headers"], self.credentials.get, time.time(),
         )
         operation = resolve(scope["method"], bucket, key, query, request.headers)
-        if auth is None:  # anonymous: only what the bucket policy opens (and preflights)
+        if auth is None and operation != "PostObject":  # POST forms carry a signed policy
+            # anonymous: only what the bucket policy opens (and preflights)
             await bucketpolicy.authorize_anonymous(self.catalog, request, operation, bucket, key)
         handler = OPERATIONS.get(operation)
         if handler is None:
             raise S3Error("NotImplemented", f"{operation} is not implemented")
         return await handler(S3Request(request, operation, bucket, key, query, auth,
-                                       self.catalog, self.backend, request_id))
+                                       self.catalog, self.backend, request_id,
+                                       self.credentials.get))
 
     def health(self) -> Response:
         """Unauthenticated liveness: how many storage nodes this gateway sees, by status.
@@ -200,7 +208,8 @@ class S3App:
 
 
 def create_app(name: str, membership: Membership, secret: bytes,
-               credentials: dict[str, str]) -> S3App:
-    """The gateway app; ``membership`` must already be started."""
+               credentials: dict[str, str], domains: tuple[str, ...] = ()) -> S3App:
+    """The gateway app; ``membership`` must already be started. ``domains``: base domains
+    for virtual-hosted-style addressing (none: path-style only)."""
     backend = Backend(name, membership, NodeClient(secret))
-    return S3App(backend, credentials, admin_token=secret)
+    return S3App(backend, credentials, admin_token=secret, domains=domains)

@@ -22,7 +22,10 @@ MAX_SINGLE_PUT = 5 * 1024**3
 
 
 class UploadBody:
-    def __init__(self, request: Request, auth: AuthResult | None) -> None:
+    def __init__(self, request: Request, auth: AuthResult | None,
+                 compute_checksum: str | None = None) -> None:
+        """``compute_checksum``: an algorithm to compute (not verify) when the request
+        declares no x-amz-checksum-* (a part of an upload created with that algorithm)."""
         self.request = request
         headers = request.headers
         mode = auth.payload_mode if auth else "unsigned"
@@ -32,11 +35,15 @@ class UploadBody:
         if self.length is not None and self.length > MAX_SINGLE_PUT:
             raise S3Error("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size")
         algorithm, expected = requested_checksum(headers)
+        computed = algorithm is None and compute_checksum is not None
+        if computed:
+            algorithm = compute_checksum
         self.verifier = BodyVerifier(
             content_md5=headers.get("content-md5"),
             payload_sha256=auth.payload_sha256 if auth and mode == "signed" else None,
             checksum_algorithm=algorithm,
             checksum_expected=expected,
+            checksum_from_trailer=not computed,
         )
 
     def _content_length(self) -> int | None:

@@ -129,7 +129,10 @@ class BodyVerifier:
     SHA-256 (signed payloads), Content-MD5, and the x-amz-checksum-*."""
 
     def __init__(self, *, content_md5: str | None, payload_sha256: str | None,
-                 checksum_algorithm: str | None, checksum_expected: str | None) -> None:
+                 checksum_algorithm: str | None, checksum_expected: str | None,
+                 checksum_from_trailer: bool = True) -> None:
+        """``checksum_expected`` None means the value comes in a trailer, or, with
+        ``checksum_from_trailer=False``, that the checksum is only computed, not checked."""
         self._content_md5: bytes | None = None
         if content_md5 is not None:
             try:
@@ -147,6 +150,7 @@ class BodyVerifier:
             self._checksum = Checksum(self._algorithm)
         # else a SHA256 checksum is read off the signed payload's hash: one pass, not two.
         self._expected = checksum_expected
+        self._from_trailer = checksum_from_trailer
         if self._algorithm is not None and checksum_expected is not None:
             _check_value(self._algorithm, checksum_expected.strip())
         self._result: tuple[str, str] | None = None
@@ -173,7 +177,7 @@ class BodyVerifier:
         if algorithm is None:
             return
         expected = self._expected
-        if expected is None:
+        if expected is None and self._from_trailer:
             expected = (trailers or {}).get(_PREFIX + algorithm.lower())
             if expected is None:
                 raise S3Error("InvalidRequest", f"The x-amz-checksum-{algorithm.lower()} "
@@ -184,7 +188,7 @@ class BodyVerifier:
         else:
             assert self._sha256 is not None
             actual = base64.b64encode(self._sha256.digest()).decode("ascii")
-        if actual != expected.strip():
+        if expected is not None and actual != expected.strip():
             raise S3Error("BadDigest",
                           f"The {algorithm} you specified did not match the calculated checksum.")
         self._result = (algorithm, actual)

@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--workers", type=int, default=1)
     up.add_argument("--website-port", type=int, nargs="?", const=9080,
                     help="also serve buckets as static websites on this port (9080)")
+    up.add_argument("--domain", default=_env("domain", ""),
+                    help="base domain(s) for virtual-hosted-style buckets (env SHOAL_DOMAIN)")
 
     node = sub.add_parser("node", help="run one storage node")
     _add(node, "data", "/data")
@@ -83,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--watch", action="store_true", help="repeat while repair runs")
         else:
             sp.add_argument("task", choices=["repair", "scrub", "gc", "sync"])
+    _add(gw, "domain", "", help="base domain(s) for virtual-hosted-style buckets, "
+         "comma-separated (bucket.DOMAIN/key beside DOMAIN/bucket/key)")
     return parser
 
 
@@ -103,7 +107,8 @@ def main(argv: list[str] | None = None) -> None:
             admincli.run(args.endpoint, token, args.task)
     elif args.command == "up":
         run_up(UpOptions(args.nodes, args.zones, args.data.resolve(), args.port, args.host,
-                         args.access_key, args.secret_key, args.workers, args.website_port))
+                         args.access_key, args.secret_key, args.workers, args.website_port,
+                         args.domain or ""))
     elif args.command == "bucket":
         bucketcli.run(args)
     elif args.command == "node":
@@ -120,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
             join=_joins(args.join), workers=int(args.workers),
             access_key=args.access_key or "", secret_key=args.secret_key or "",
             website_port=int(args.website_port) if args.website_port else None,
-            website_domain=args.website_domain))
+            website_domain=args.website_domain, domain=args.domain or ""))
 
 
 if __name__ == "__main__":

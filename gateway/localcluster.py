@@ -36,6 +36,7 @@ class UpOptions:
     secret_key: str | None
     workers: int
     website_port: int | None = None
+    domain: str = ""  # base domain(s) for virtual-hosted-style addressing
 
 
 def load_identity(data: Path, access_key: str | None, secret_key: str | None) -> dict:
@@ -99,6 +100,7 @@ class LocalCluster:
             "--serf-bind", f"127.0.0.1:{free_port()}", "--serf-rpc", f"127.0.0.1:{free_port()}",
             "--join", self.seed, "--workers", str(self.opts.workers),
             *(["--website-port", str(self.opts.website_port)] if self.opts.website_port else []),
+            *(["--domain", self.opts.domain] if self.opts.domain else []),
         ], "gateway.log", {"SHOAL_ACCESS_KEY": self.ident["access_key"],
                            "SHOAL_SECRET_KEY": self.ident["secret_key"]})
 

@@ -13,17 +13,18 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
-from urllib.parse import unquote
 
 from starlette.responses import Response, StreamingResponse
 
 from gateway import tagging, versioning
-from gateway.blockstore import BlockWriter, read_range
+from gateway.blockstore import BlockWriter, delete_blocks, read_range
 from gateway.body import UploadBody
+from gateway.conditions import check_read, range_applies, write_condition
 from gateway.errors import S3Error
 from gateway.mediatypes import content_type_for
-from gateway.records import BlockRef, ObjectRecord
-from gateway.xmlio import http_date, iso8601, xml_response
+from gateway.overrides import apply_overrides
+from gateway.records import BlockRef, ObjectRecord, object_key
+from gateway.xmlio import http_date
 from placement.policy import StoragePolicy
 
 if TYPE_CHECKING:
@@ -43,9 +44,11 @@ class StoredBody:
     blocks: list[BlockRef] = field(default_factory=list)
 
 
-async def store_body(req: S3Request, policy: StoragePolicy, allow_inline: bool) -> StoredBody:
-    """Read, verify and store a request body; nothing is left behind when it fails."""
-    body = UploadBody(req.request, req.auth)
+async def store_body(req: S3Request, policy: StoragePolicy, allow_inline: bool,
+                     compute_checksum: str | None = None) -> StoredBody:
+    """Read, verify and store a request body; nothing is left behind when it fails.
+    ``compute_checksum`` names an algorithm to compute when the client declared none."""
+    body = UploadBody(req.request, req.auth, compute_checksum)
     if allow_inline and body.length is not None and body.length <= INLINE_MAX:
         data = b"".join([c async for c in body.chunks()])
         body.verifier.update(memoryview(data))
@@ -74,11 +77,27 @@ def request_metadata(req: S3Request) -> tuple[str, dict[str, str], dict[str, str
     return headers.get("content-type") or content_type_for(req.key), user, stored
 
 
+async def current_etag(req: S3Request, bucket: str, key: str) -> str | None:
+    """The ETag of the live object at ``key`` (a quorum read), or None."""
+    rec = await req.catalog.get(bucket, object_key(bucket, key))
+    return None if rec is None or rec.get("deleted") else rec.get("etag", "")
+
+
 async def put_object(req: S3Request) -> Response:
     bucket = await req.catalog.bucket(req.bucket)
     policy = StoragePolicy.from_dict(bucket.policy)
     tags = tagging.header_tags(req)  # checked before any byte is stored
+    condition = write_condition(req.headers)
+    if condition is not None:  # refuse before a byte is stored
+        condition.check(await current_etag(req, req.bucket, req.key))
     stored = await store_body(req, policy, allow_inline=True)
+    if condition is not None:
+        try:
+            condition.check(await current_etag(req, req.bucket, req.key), second=True)
+        except S3Error:
+            if stored.blocks:
+                req.backend.spawn(delete_blocks(req.backend, stored.blocks))
+            raise
     content_type, user, headers = request_metadata(req)
     rec = ObjectRecord(
         bucket=req.bucket, key=req.key, hlc=req.catalog.stamp(), size=stored.size,
@@ -146,7 +165,7 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, end
 
 
-def _body(req: S3Request, rec: ObjectRecord, start: int, end: int) -> AsyncIterator[bytes]:
+def body_stream(req: S3Request, rec: ObjectRecord, start: int, end: int) -> AsyncIterator[bytes]:
     if rec.inline is not None:
         async def one() -> AsyncIterator[bytes]:
             yield base64.b64decode(rec.inline)[start:end]
@@ -155,19 +174,69 @@ def _body(req: S3Request, rec: ObjectRecord, start: int, end: int) -> AsyncItera
     return read_range(req.backend, policy, rec.blocks, start, end)
 
 
+def _part_range(req: S3Request, rec: ObjectRecord) -> tuple[int, int] | None:
+    """[start, end) of ``?partNumber=N``: a part of a multipart object, or (N=1) all of
+    any other object."""
+    value = req.query.get("partNumber")
+    if value is None:
+        return None
+    if not value.isdigit() or not 1 <= int(value) <= 10000:
+        raise S3Error("InvalidArgument", "Part number must be an integer between 1 and 10000, "
+                      "inclusive", ArgumentName="partNumber", ArgumentValue=value)
+    if "range" in req.headers:
+        raise S3Error("InvalidRequest", "Cannot specify both Range header and partNumber query "
+                      "parameter")
+    number = int(value)
+    sizes = [p.size for p in rec.parts] or [rec.size]
+    if number > len(sizes):
+        raise S3Error("InvalidPartNumber", "The requested partnumber is not satisfiable",
+                      PartNumberRequested=value, ActualPartCount=str(len(sizes)))
+    start = sum(sizes[: number - 1])
+    return start, start + sizes[number - 1]
+
+
+def _part_checksum(req: S3Request, rec: ObjectRecord, headers: dict[str, str]) -> None:
+    """With ?partNumber on a multipart object, the checksum sent is that part's."""
+    if "partNumber" not in req.query or not rec.parts:
+        return
+    for name in [k for k in headers if k.startswith("x-amz-checksum-")]:
+        del headers[name]
+    part = rec.parts[int(req.query["partNumber"]) - 1]
+    if _checksum_mode(req) and rec.checksum and part.checksum:
+        headers[f"x-amz-checksum-{rec.checksum[0].lower()}"] = part.checksum
+
+
+def _read_headers(req: S3Request, rec: ObjectRecord) -> tuple[int, dict[str, str]]:
+    """Preconditions, then the headers every GET/HEAD answer carries; status 304 or 200."""
+    not_modified = check_read(req.headers, rec.etag, rec.last_modified)
+    headers = object_headers(rec, _checksum_mode(req))
+    if not_modified:  # RFC 7232: a 304 carries the validators and caching headers only
+        keep = ("ETag", "Last-Modified", "Cache-Control", "Expires")
+        return 304, {k: v for k, v in headers.items() if k in keep}
+    apply_overrides(req.query, headers, req.auth is not None)
+    return 200, headers
+
+
 async def get_object(req: S3Request) -> Response:
     bucket = await req.catalog.bucket(req.bucket)
     rec = await versioning.read(req)
-    rng = parse_range(req.headers.get("range"), rec.size)
-    headers = object_headers(rec, _checksum_mode(req) and rng is None)
+    status, headers = _read_headers(req, rec)
     headers.update(versioning.read_headers(bucket, rec))
+    if status == 304:
+        return Response(status_code=304, headers=headers)
+    rng = _part_range(req, rec)
+    if rng is None and range_applies(req.headers, rec.etag, rec.last_modified):
+        rng = parse_range(req.headers.get("range"), rec.size)
+    if rng is not None and "partNumber" not in req.query:
+        for name in [k for k in headers if k.startswith("x-amz-checksum-")]:
+            del headers[name]  # a whole-object checksum does not describe a range
+    _part_checksum(req, rec, headers)
     start, end = rng or (0, rec.size)
-    status = 200
     if rng is not None:
         status = 206
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{rec.size}"
     headers["Content-Length"] = str(end - start)
-    stream = _body(req, rec, start, end)
+    stream = body_stream(req, rec, start, end)
     # Fetch the first block before answering: an unreadable object gets a clean 503,
     # not a 200 that breaks off.
     first = await anext(stream, b"")
@@ -178,7 +247,7 @@ async def get_object(req: S3Request) -> Response:
             yield chunk
 
     return StreamingResponse(body(), status_code=status, headers=headers,
-                             media_type=rec.content_type)
+                             media_type=headers.get("Content-Type", rec.content_type))
 
 
 def _checksum_mode(req: S3Request) -> bool:
@@ -188,54 +257,14 @@ def _checksum_mode(req: S3Request) -> bool:
 async def head_object(req: S3Request) -> Response:
     bucket = await req.catalog.bucket(req.bucket)
     rec = await versioning.read(req)
-    headers = object_headers(rec, _checksum_mode(req))
+    status, headers = _read_headers(req, rec)
     headers.update(versioning.read_headers(bucket, rec))
-    headers["Content-Length"] = str(rec.size)
-    return Response(status_code=200, headers=headers)
-
-
-def parse_copy_source(value: str) -> tuple[str, str]:
-    source = unquote(value.split("?versionId=")[0]).lstrip("/")
-    bucket, _, key = source.partition("/")
-    if not bucket or not key:
-        raise S3Error("InvalidArgument", "Copy Source must mention the source bucket and key: "
-                      "sourcebucket/sourcekey")
-    return bucket, key
-
-
-async def copy_object(req: S3Request) -> Response:
-    """A new record over the same blocks when the policies match: no bulk data moves."""
-    dest_bucket = await req.catalog.bucket(req.bucket)
-    src_bucket, src_key = parse_copy_source(req.headers["x-amz-copy-source"])
-    src, source_headers = await versioning.copy_source(req, src_bucket, src_key)
-    replace = req.headers.get("x-amz-metadata-directive", "COPY").upper() == "REPLACE"
-    tags = tagging.copy_tags(req, src.tags)
-    restore = versioning.source_version(req.headers["x-amz-copy-source"]) is not None
-    if (src_bucket, src_key) == (req.bucket, req.key) and not replace and not restore:
-        raise S3Error("InvalidRequest", "This copy request is illegal because it is trying to "
-                      "copy an object to itself without changing the object's metadata, storage "
-                      "class, website redirect location or encryption attributes.")
-    rec = ObjectRecord.from_dict(src.to_dict())
-    rec.bucket, rec.key, rec.hlc, rec.last_modified = (
-        req.bucket, req.key, req.catalog.stamp(), time.time())
-    if replace:
-        rec.content_type, rec.user_meta, rec.headers = request_metadata(req)
-    rec.tags = tags
-    if src.inline is None and src.policy != dest_bucket.policy:
-        await _copy_data(req, src, rec, StoragePolicy.from_dict(dest_bucket.policy))
-    version = await versioning.commit(req, rec, dest_bucket)
-    return xml_response("CopyObjectResult", [("LastModified", iso8601(rec.last_modified)),
-                                             ("ETag", f'"{rec.etag}"')],
-                        headers={**source_headers, **version})
-
-
-async def _copy_data(req: S3Request, src: ObjectRecord, rec: ObjectRecord,
-                     policy: StoragePolicy) -> None:
-    """Re-encode the data under the destination bucket's policy."""
-    writer = BlockWriter(req.backend, policy)
-    try:
-        await writer.write(_body(req, src, 0, src.size))
-    except BaseException:
-        writer.abort()
-        raise
-    rec.blocks, rec.policy = writer.blocks, policy.to_dict()
+    if status == 304:
+        return Response(status_code=304, headers=headers)
+    rng = _part_range(req, rec)
+    _part_checksum(req, rec, headers)
+    if rng is not None:
+        status = 206
+        headers["Content-Range"] = f"bytes {rng[0]}-{rng[1] - 1}/{rec.size}"
+    headers["Content-Length"] = str(rng[1] - rng[0] if rng else rec.size)
+    return Response(status_code=status, headers=headers)

@@ -111,6 +111,7 @@ class PartInfo:
     size: int
     etag: str
     blocks: int  # how many of the object's blocks belong to this part
+    checksum: str | None = None  # the part's x-amz-checksum value (base64), if any
 
 
 @dataclass
@@ -166,6 +167,7 @@ class UploadRecord(Record):
     user_meta: dict[str, str] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
     checksum_algorithm: str | None = None
+    checksum_type: str | None = None  # "COMPOSITE" | "FULL_OBJECT" with an algorithm
     policy: dict[str, Any] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)  # x-amz-tagging, given on creation
     deleted: bool = False
@@ -183,6 +185,7 @@ class PartRecord(Record):
     last_modified: float = 0.0
     checksum: list | None = None
     blocks: list[BlockRef] = field(default_factory=list)
+    borrowed: list[str] = field(default_factory=list)  # ids of blocks another object owns
     deleted: bool = False
     v: int = SCHEMA
 

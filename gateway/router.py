@@ -13,14 +13,22 @@ from gateway.errors import S3Error
 
 # Sub-resources S3 defines that Shoal does not serve yet: each answers 501.
 UNSUPPORTED_SUBRESOURCES = frozenset({
-    "accelerate", "acl", "analytics", "attributes", "encryption",
-    "intelligent-tiering", "inventory", "legal-hold", "lifecycle", "logging", "metrics",
-    "notification", "object-lock", "ownershipControls", "policyStatus",
-    "publicAccessBlock", "replication", "requestPayment", "restore", "retention", "select",
+    "abac", "accelerate", "acl", "analytics", "annotation", "encryption",
+    "intelligent-tiering", "inventory", "legal-hold", "lifecycle", "logging",
+    "metadataAnnotationTable", "metadataConfiguration", "metadataInventoryTable",
+    "metadataJournalTable", "metadataTable", "metrics", "notification", "object-lock",
+    "ownershipControls", "policyStatus", "publicAccessBlock", "renameObject",
+    "replication", "requestPayment", "restore", "retention", "select", "session",
     "torrent",
 })
 # Bucket configurations kept in the bucket record: ?policy, ?cors, ?website.
 BUCKET_CONFIGS = {"policy": "BucketPolicy", "cors": "BucketCors", "website": "BucketWebsite"}
+
+
+def is_form_upload(method: str, key: str, headers: Mapping[str, str]) -> bool:
+    """A browser form upload (POST Object): authenticated by its policy, not by SigV4."""
+    return (method == "POST" and not key
+            and headers.get("content-type", "").lower().startswith("multipart/form-data"))
 
 
 def resolve(method: str, bucket: str, key: str, query: Mapping[str, str],
@@ -34,7 +42,7 @@ def resolve(method: str, bucket: str, key: str, query: Mapping[str, str],
         if method == "GET":
             return "ListBuckets"
     elif not key:
-        op = _bucket_operation(method, query)
+        op = _bucket_operation(method, query, headers)
         if op:
             return op
     else:
@@ -44,7 +52,8 @@ def resolve(method: str, bucket: str, key: str, query: Mapping[str, str],
     raise S3Error("NotImplemented", f"{method} on this resource is not implemented")
 
 
-def _bucket_operation(method: str, query: Mapping[str, str]) -> str | None:
+def _bucket_operation(method: str, query: Mapping[str, str],
+                      headers: Mapping[str, str]) -> str | None:
     if "versioning" in query:
         return {"GET": "GetBucketVersioning", "PUT": "PutBucketVersioning"}.get(method)
     if "tagging" in query:
@@ -63,6 +72,8 @@ def _bucket_operation(method: str, query: Mapping[str, str]) -> str | None:
         return "ListObjectsV2" if query.get("list-type") == "2" else "ListObjects"
     if method == "POST" and "delete" in query:
         return "DeleteObjects"
+    if is_form_upload(method, "", headers) and not query:
+        return "PostObject"
     return {"PUT": "CreateBucket", "HEAD": "HeadBucket", "DELETE": "DeleteBucket"}.get(method)
 
 
@@ -73,6 +84,8 @@ def _object_operation(method: str, query: Mapping[str, str],
         return {"GET": "GetObjectTagging", "PUT": "PutObjectTagging",
                 "DELETE": "DeleteObjectTagging"}.get(method)
     if method == "GET":
+        if "attributes" in query:
+            return "GetObjectAttributes"
         return "ListParts" if upload else "GetObject"
     if method == "HEAD":
         return "HeadObject"

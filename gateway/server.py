@@ -17,6 +17,7 @@ from cluster.membership import Membership
 from cluster.process import Secrets, start_serf
 from cluster.serfagent import split_hostport
 from gateway.app import S3App, create_app
+from gateway.vhost import parse_domains
 from gateway.webendpoint import DEFAULT_DOMAIN, Listeners, WebsiteApp, serve_on_ports
 
 
@@ -35,6 +36,7 @@ class GatewayOptions:
     secret_key: str
     website_port: int | None = None  # a second listener serving buckets as websites
     website_domain: str = "localhost"
+    domain: str = ""  # base domains for virtual-hosted-style requests, comma-separated
 
 
 def run_gateway(opts: GatewayOptions) -> None:
@@ -48,6 +50,7 @@ def run_gateway(opts: GatewayOptions) -> None:
     os.environ.update({
         "SHOAL_GATEWAY_NAME": name, "SHOAL_SERF_RPC": opts.serf_rpc,
         "SHOAL_ACCESS_KEY": opts.access_key, "SHOAL_SECRET_KEY": opts.secret_key,
+        "SHOAL_DOMAIN": opts.domain,
     })
     if opts.website_port:
         os.environ.update({"SHOAL_WEBSITE_PORT": str(opts.website_port),
@@ -70,7 +73,8 @@ def app_from_env() -> S3App | Listeners:
     membership.start()
     name = f"{os.environ['SHOAL_GATEWAY_NAME']}/{os.getpid()}"
     credentials = {os.environ["SHOAL_ACCESS_KEY"]: os.environ["SHOAL_SECRET_KEY"]}
-    app = create_app(name, membership, secrets.cluster_secret.encode(), credentials)
+    app = create_app(name, membership, secrets.cluster_secret.encode(), credentials,
+                     parse_domains(os.environ.get("SHOAL_DOMAIN")))
     website_port = int(os.environ.get("SHOAL_WEBSITE_PORT") or 0)
     if not website_port:
         return app

@@ -34,10 +34,11 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from uvicorn.supervisors import Multiprocess
 
 from gateway import cors, objects
-from gateway.app import S3App, S3Request, split_path
+from gateway.app import S3App, S3Request
 from gateway.bucketconfig import cached_bucket
 from gateway.bucketpolicy import allows_anonymous_read
 from gateway.errors import S3Error
+from gateway.vhost import split_request_path
 from gateway.website import index_key
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ class WebsiteApp:
         host = request.headers.get("host", "").rsplit(":", 1)[0].lower()
         if self.domain and host.endswith("." + self.domain):
             return host[: -len(self.domain) - 1], request.url.path.lstrip("/"), False
-        bucket, key = split_path(request.url.path)
+        bucket, key = split_request_path(request.url.path, None, ())  # path-style
         return bucket, key, True
 
     async def serve(self, request: Request, request_id: str, bucket: str, key: str,

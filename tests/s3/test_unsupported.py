@@ -1,0 +1,59 @@
+"""Operations Shoal does not implement answer 501 NotImplemented in S3 XML and change
+nothing (the full list is checked against botocore's model in tests/unit/test_router.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.s3.util import error_doc, signed_get
+
+CALLS = {
+    "get_bucket_acl": {},
+    "put_bucket_acl": {"ACL": "public-read"},
+    "get_bucket_lifecycle_configuration": {},
+    "get_bucket_encryption": {},
+    "get_bucket_logging": {},
+    "get_bucket_notification_configuration": {},
+    "get_bucket_replication": {},
+    "get_bucket_request_payment": {},
+    "get_bucket_accelerate_configuration": {},
+    "get_bucket_ownership_controls": {},
+    "get_public_access_block": {},
+    "get_object_lock_configuration": {},
+    "list_bucket_metrics_configurations": {},
+    "list_bucket_inventory_configurations": {},
+    "list_bucket_analytics_configurations": {},
+    "list_bucket_intelligent_tiering_configurations": {},
+    "get_object_acl": {"Key": "k"},
+    "put_object_acl": {"Key": "k", "ACL": "public-read"},
+    "get_object_retention": {"Key": "k"},
+    "get_object_legal_hold": {"Key": "k"},
+    "get_object_torrent": {"Key": "k"},
+    "restore_object": {"Key": "k", "RestoreRequest": {"Days": 1}},
+}
+
+
+@pytest.fixture(scope="module")
+def s3(cluster):
+    s3 = cluster.client()
+    s3.create_bucket(Bucket="unsupported")
+    s3.put_object(Bucket="unsupported", Key="k", Body=b"unchanged")
+    return s3
+
+
+@pytest.mark.parametrize("call", sorted(CALLS))
+def test_unsupported_operations_answer_501(s3, call):
+    err = error_doc(getattr(s3, call), Bucket="unsupported", **CALLS[call])
+    assert (err["Code"], err["Status"]) == ("NotImplemented", 501)
+    assert err["Message"]
+    assert s3.get_object(Bucket="unsupported", Key="k")["Body"].read() == b"unchanged"
+
+
+def test_unknown_sub_resource_and_method(cluster, s3):
+    status, _, body = signed_get(cluster, "/unsupported/k?torrent")
+    assert status == 501 and b"<Code>NotImplemented</Code>" in body
+    status, _, body = signed_get(cluster, "/unsupported/k", method="PATCH")
+    assert status == 501 and b"<Code>NotImplemented</Code>" in body
+    status, _, body = signed_get(cluster, "/unsupported/k", method="POST")
+    assert status == 501 and b"<Code>NotImplemented</Code>" in body
+    assert s3.get_object(Bucket="unsupported", Key="k")["Body"].read() == b"unchanged"
