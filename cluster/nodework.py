@@ -76,7 +76,7 @@ class NodeWork:
     def attach(self, membership: Membership) -> None:
         self.membership = membership
         members = membership.members
-        meta = MetadataReplicator(self.client, members)
+        meta = MetadataReplicator(self.client, membership)
         self.failures = FailureClock(self.config.repair_deadline)
         self.tasks = {
             "repair": Repairer(self.name, self.client, meta, members, self.failures,
