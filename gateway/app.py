@@ -19,11 +19,14 @@ from starlette.responses import JSONResponse, Response
 
 from cluster.membership import Membership
 from cluster.nodeclient import NodeClient
-from gateway import buckets, listing, multipart, objects
+from gateway import admin, buckets, encryption, limits, listing, multipart, objects
+from gateway.access import authorize
 from gateway.backend import Backend
 from gateway.catalog import Catalog
 from gateway.errors import S3Error, render
+from gateway.keys import Principal, credential_key
 from gateway.router import resolve
+from gateway.security import Security
 from gateway.sigv4 import AuthResult, verify
 
 log = logging.getLogger(__name__)
@@ -45,6 +48,8 @@ class S3Request:
     catalog: Catalog
     backend: Backend
     request_id: str
+    principal: Principal | None  # None: anonymous
+    security: Security
 
     @property
     def headers(self) -> Any:
@@ -73,6 +78,9 @@ OPERATIONS: dict[str, Handler] = {
     "AbortMultipartUpload": multipart.abort_upload,
     "ListParts": multipart.list_parts,
     "ListMultipartUploads": multipart.list_uploads,
+    "GetBucketEncryption": encryption.get_bucket_encryption,
+    "PutBucketEncryption": encryption.put_bucket_encryption,
+    "DeleteBucketEncryption": encryption.delete_bucket_encryption,
 }
 
 
@@ -89,10 +97,11 @@ def split_path(path: str) -> tuple[str, str]:
 
 
 class S3App:
-    def __init__(self, backend: Backend, credentials: dict[str, str]) -> None:
+    def __init__(self, backend: Backend, credentials: dict[str, str], secret: bytes,
+                 admin_token: str | None = None) -> None:
         self.backend = backend
         self.catalog = Catalog(backend)
-        self.credentials = credentials
+        self.security = Security.build(self.catalog, secret, credentials, admin_token)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -122,22 +131,31 @@ class S3App:
         scope = request.scope
         if scope["path"] == HEALTH_PATH:
             return self.health()
+        if scope["path"].startswith(admin.PREFIX):
+            return await admin.handle(request, self.catalog, self.security)
+        limits.check_headers(scope["headers"])
         bucket, key = split_path(scope["path"])  # the server percent-decoded it (UTF-8)
         if len(key.encode()) > MAX_KEY_BYTES:
             raise S3Error("KeyTooLongError", "Your key is too long")
         query = dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
+        keys = self.security.keys
+        await keys.prefetch(credential_key(scope["headers"], scope["query_string"]))
         auth = verify(
             scope["method"], scope.get("raw_path") or scope["path"].encode(),
-            scope["query_string"], scope["headers"], self.credentials.get, time.time(),
+            scope["query_string"], scope["headers"], keys.secret_for, time.time(),
         )
         if auth is None:
             raise S3Error("AccessDenied", "Access Denied")
         operation = resolve(scope["method"], bucket, key, query, request.headers)
+        principal = keys.principal_for(auth.access_key)
+        authorize(principal, operation, bucket, request.headers)
         handler = OPERATIONS.get(operation)
         if handler is None:
             raise S3Error("NotImplemented", f"{operation} is not implemented")
+        limits.check_body(operation, request.headers)
         return await handler(S3Request(request, operation, bucket, key, query, auth,
-                                       self.catalog, self.backend, request_id))
+                                       self.catalog, self.backend, request_id, principal,
+                                       self.security))
 
     def health(self) -> Response:
         """Unauthenticated liveness: how many storage nodes this gateway sees, by status.
@@ -160,7 +178,7 @@ class S3App:
 
 
 def create_app(name: str, membership: Membership, secret: bytes,
-               credentials: dict[str, str]) -> S3App:
+               credentials: dict[str, str], admin_token: str | None = None) -> S3App:
     """The gateway app; ``membership`` must already be started."""
     backend = Backend(name, membership, NodeClient(secret))
-    return S3App(backend, credentials)
+    return S3App(backend, credentials, secret, admin_token)

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 from cluster.nodemain import NodeOptions, run_node
+from gateway import admincli
 from gateway.localcluster import UpOptions, run_up
 from gateway.server import GatewayOptions, run_gateway
 
@@ -64,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add(gw, "workers", "1")
     _add(gw, "access-key")
     _add(gw, "secret-key")
+    admincli.add_parsers(sub)
     return parser
 
 
@@ -73,6 +75,8 @@ def _joins(value: str | None) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    if args.command in admincli.COMMANDS:
+        raise SystemExit(admincli.run(args))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if args.command == "up":
         run_up(UpOptions(args.nodes, args.zones, args.data.resolve(), args.port, args.host,

@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING
 
 from starlette.responses import Response
 
+from gateway import sse
 from gateway.blockstore import delete_blocks
 from gateway.errors import S3Error
-from gateway.objects import request_metadata, store_body
+from gateway.objects import request_metadata, sse_headers, store_body
 from gateway.records import (
     ObjectRecord,
     PartInfo,
@@ -60,15 +61,19 @@ async def _parts(req: S3Request, upload: UploadRecord) -> list[PartRecord]:
 async def create_upload(req: S3Request) -> Response:
     bucket = await req.catalog.bucket(req.bucket)
     content_type, user, headers = request_metadata(req)
+    encrypt = StoragePolicy.from_dict(bucket.policy).encrypt
+    data_key = sse.for_write(req.headers, encrypt, req.security.sse_master)
     upload = UploadRecord(
         bucket=req.bucket, key=req.key, upload_id=uuid.uuid4().hex, hlc=req.catalog.stamp(),
         initiated=time.time(), content_type=content_type, user_meta=user, headers=headers,
         checksum_algorithm=req.headers.get("x-amz-checksum-algorithm"), policy=bucket.policy,
+        sse=data_key.record() if data_key else {},
     )
     key = upload_key(req.bucket, req.key, upload.upload_id)
     await req.catalog.put(req.bucket, [(key, upload.to_dict())])
     return xml_response("InitiateMultipartUploadResult", [
-        ("Bucket", req.bucket), ("Key", req.key), ("UploadId", upload.upload_id)])
+        ("Bucket", req.bucket), ("Key", req.key), ("UploadId", upload.upload_id)],
+        headers=data_key.headers() if data_key else None)
 
 
 def _part_number(req: S3Request) -> int:
@@ -82,13 +87,15 @@ def _part_number(req: S3Request) -> int:
 async def upload_part(req: S3Request) -> Response:
     number = _part_number(req)
     upload = await _upload(req)
-    stored = await store_body(req, StoragePolicy.from_dict(upload.policy), allow_inline=False)
+    data_key = sse.for_read(upload.sse, req.headers, req.security.sse_master)
+    stored = await store_body(req, StoragePolicy.from_dict(upload.policy), allow_inline=False,
+                              sealer=data_key.sealer if data_key else None)
     part = PartRecord(upload_id=upload.upload_id, number=number, hlc=req.catalog.stamp(),
                       size=stored.size, etag=stored.etag, last_modified=time.time(),
                       checksum=stored.checksum, blocks=stored.blocks)
     await req.catalog.put(req.bucket, [(part_key(req.bucket, upload.upload_id, number),
                                         part.to_dict())])
-    headers = {"ETag": f'"{part.etag}"'}
+    headers = {"ETag": f'"{part.etag}"', **(data_key.headers() if data_key else {})}
     if part.checksum:
         headers[f"x-amz-checksum-{part.checksum[0].lower()}"] = part.checksum[1]
     return Response(status_code=200, headers=headers)
@@ -136,7 +143,7 @@ async def complete_upload(req: S3Request) -> Response:
         size=sum(p.size for p in chosen), etag=f"{digest.hexdigest()}-{len(chosen)}",
         last_modified=time.time(), content_type=upload.content_type,
         user_meta=upload.user_meta, headers=upload.headers, policy=upload.policy,
-        blocks=[b for p in chosen for b in p.blocks],
+        sse=upload.sse, blocks=[b for p in chosen for b in p.blocks],
         parts=[PartInfo(p.number, p.size, p.etag, len(p.blocks)) for p in chosen],
     )
     await req.catalog.put_object(rec, extra=_tombstones(req, upload, stored.values()))
@@ -146,7 +153,7 @@ async def complete_upload(req: S3Request) -> Response:
         req.backend.spawn(delete_blocks(req.backend, unused))
     return xml_response("CompleteMultipartUploadResult", [
         ("Location", f"/{req.bucket}/{req.key}"), ("Bucket", req.bucket), ("Key", req.key),
-        ("ETag", f'"{rec.etag}"')])
+        ("ETag", f'"{rec.etag}"')], headers=sse_headers(rec))
 
 
 def _tombstones(req: S3Request, upload: UploadRecord, parts: object) -> list:

@@ -17,10 +17,12 @@ from urllib.parse import unquote
 
 from starlette.responses import Response, StreamingResponse
 
+from gateway import sse
 from gateway.blockstore import BlockWriter, read_range
 from gateway.body import UploadBody
 from gateway.errors import S3Error
 from gateway.records import BlockRef, ObjectRecord
+from gateway.sealing import Sealer
 from gateway.xmlio import child_text, http_date, iso8601, parse_xml, xml_response
 from placement.policy import StoragePolicy
 
@@ -42,15 +44,18 @@ class StoredBody:
     blocks: list[BlockRef] = field(default_factory=list)
 
 
-async def store_body(req: S3Request, policy: StoragePolicy, allow_inline: bool) -> StoredBody:
-    """Read, verify and store a request body; nothing is left behind when it fails."""
+async def store_body(req: S3Request, policy: StoragePolicy, allow_inline: bool,
+                     sealer: Sealer | None = None) -> StoredBody:
+    """Read, verify and store a request body; nothing is left behind when it fails.
+    With a ``sealer`` everything stored (inline body or blocks) is ciphertext."""
     body = UploadBody(req.request, req.auth)
     if allow_inline and body.length is not None and body.length <= INLINE_MAX:
         data = b"".join([c async for c in body.chunks()])
         body.verifier.update(memoryview(data))
         body.finish()
-        return StoredBody(len(data), body.verifier.etag, _checksum(body), inline=data)
-    writer = BlockWriter(req.backend, policy)
+        inline = sealer.seal(data) if sealer else data
+        return StoredBody(len(data), body.verifier.etag, _checksum(body), inline=inline)
+    writer = BlockWriter(req.backend, policy, sealer)
     try:
         size = await writer.write(body.chunks(), body.verifier.update)
         body.finish()
@@ -76,28 +81,36 @@ def request_metadata(req: S3Request) -> tuple[str, dict[str, str], dict[str, str
 async def put_object(req: S3Request) -> Response:
     bucket = await req.catalog.bucket(req.bucket)
     policy = StoragePolicy.from_dict(bucket.policy)
-    stored = await store_body(req, policy, allow_inline=True)
+    key = sse.for_write(req.headers, policy.encrypt, req.security.sse_master)
+    stored = await store_body(req, policy, allow_inline=True, sealer=key and key.sealer)
     content_type, user, headers = request_metadata(req)
     rec = ObjectRecord(
         bucket=req.bucket, key=req.key, hlc=req.catalog.stamp(), size=stored.size,
         etag=stored.etag, last_modified=time.time(), content_type=content_type,
         user_meta=user, headers=headers, checksum=stored.checksum, policy=bucket.policy,
         inline=base64.b64encode(stored.inline).decode() if stored.inline is not None else None,
-        blocks=stored.blocks,
+        blocks=stored.blocks, sse=key.record() if key else {},
     )
     await req.catalog.put_object(rec)
     return Response(status_code=200, headers=_write_headers(rec))
 
 
 def _write_headers(rec: ObjectRecord) -> dict[str, str]:
-    out = {"ETag": f'"{rec.etag}"'}
+    out = {"ETag": f'"{rec.etag}"', **sse_headers(rec)}
     if rec.checksum:
         out[f"x-amz-checksum-{rec.checksum[0].lower()}"] = rec.checksum[1]
     return out
 
 
+def sse_headers(rec: ObjectRecord) -> dict[str, str]:
+    if rec.sse.get("mode") == "C":
+        return {sse.CUSTOMER + "algorithm": sse.AES256, sse.CUSTOMER + "key-MD5": rec.sse["md5"]}
+    return {sse.SSE: sse.AES256} if rec.sse else {}
+
+
 def object_headers(rec: ObjectRecord, checksum_mode: bool) -> dict[str, str]:
     out = {
+        **sse_headers(rec),
         "ETag": f'"{rec.etag}"',
         "Last-Modified": http_date(rec.last_modified),
         "Content-Type": rec.content_type,
@@ -144,18 +157,23 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, end
 
 
-def _body(req: S3Request, rec: ObjectRecord, start: int, end: int) -> AsyncIterator[bytes]:
+def _body(req: S3Request, rec: ObjectRecord, start: int, end: int,
+          key: sse.ObjectKey | None) -> AsyncIterator[bytes]:
+    """Plaintext bytes [start, end); ``key`` is the object's (``sse.for_read``)."""
+    sealer = key.sealer if key else None
     if rec.inline is not None:
         async def one() -> AsyncIterator[bytes]:
-            yield base64.b64decode(rec.inline)[start:end]
+            data = base64.b64decode(rec.inline)
+            yield (sealer.unseal(data) if sealer else data)[start:end]
         return one()
     policy = StoragePolicy.from_dict(rec.policy)
-    return read_range(req.backend, policy, rec.blocks, start, end)
+    return read_range(req.backend, policy, rec.blocks, start, end, sealer)
 
 
 async def get_object(req: S3Request) -> Response:
     await req.catalog.bucket(req.bucket)
     rec = await req.catalog.object(req.bucket, req.key)
+    key = sse.for_read(rec.sse, req.headers, req.security.sse_master)
     rng = parse_range(req.headers.get("range"), rec.size)
     headers = object_headers(rec, _checksum_mode(req) and rng is None)
     start, end = rng or (0, rec.size)
@@ -164,7 +182,7 @@ async def get_object(req: S3Request) -> Response:
         status = 206
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{rec.size}"
     headers["Content-Length"] = str(end - start)
-    stream = _body(req, rec, start, end)
+    stream = _body(req, rec, start, end, key)
     # Fetch the first block before answering: an unreadable object gets a clean 503,
     # not a 200 that breaks off.
     first = await anext(stream, b"")
@@ -185,6 +203,7 @@ def _checksum_mode(req: S3Request) -> bool:
 async def head_object(req: S3Request) -> Response:
     await req.catalog.bucket(req.bucket)
     rec = await req.catalog.object(req.bucket, req.key)
+    sse.for_read(rec.sse, req.headers, req.security.sse_master)
     headers = object_headers(rec, _checksum_mode(req))
     headers["Content-Length"] = str(rec.size)
     return Response(status_code=200, headers=headers)
@@ -242,19 +261,37 @@ async def copy_object(req: S3Request) -> Response:
         req.bucket, req.key, req.catalog.stamp(), time.time())
     if replace:
         rec.content_type, rec.user_meta, rec.headers = request_metadata(req)
-    if src.inline is None and src.policy != dest_bucket.policy:
-        await _copy_data(req, src, rec, StoragePolicy.from_dict(dest_bucket.policy))
+    master = req.security.sse_master
+    src_key = sse.for_read(src.sse, req.headers, master, copy_source=True)
+    dest_policy = StoragePolicy.from_dict(dest_bucket.policy)
+    dest_key = sse.for_write(req.headers, dest_policy.encrypt, master)
+    both_sse_s3 = src_key is not None and dest_key is not None and (
+        src_key.mode == dest_key.mode == "S3")
+    if both_sse_s3 or (src_key is None and dest_key is None):
+        # The stored bytes can be shared: same data key (or none), same master key.
+        if src.inline is None and src.policy != dest_bucket.policy:
+            await _copy_data(req, src, rec, dest_policy, src_key, src_key)
+    else:
+        await _copy_data(req, src, rec, dest_policy, src_key, dest_key)
+        rec.sse = dest_key.record() if dest_key else {}
     await req.catalog.put_object(rec)
     return xml_response("CopyObjectResult", [("LastModified", iso8601(rec.last_modified)),
-                                             ("ETag", f'"{rec.etag}"')])
+                                             ("ETag", f'"{rec.etag}"')],
+                        headers=sse_headers(rec))
 
 
 async def _copy_data(req: S3Request, src: ObjectRecord, rec: ObjectRecord,
-                     policy: StoragePolicy) -> None:
-    """Re-encode the data under the destination bucket's policy."""
-    writer = BlockWriter(req.backend, policy)
+                     policy: StoragePolicy, src_key: sse.ObjectKey | None,
+                     dest_key: sse.ObjectKey | None) -> None:
+    """Re-encode (and re-encrypt) the data under the destination's policy and key."""
+    sealer = dest_key.sealer if dest_key else None
+    if src.inline is not None:
+        data = b"".join([c async for c in _body(req, src, 0, src.size, src_key)])
+        rec.inline = base64.b64encode(sealer.seal(data) if sealer else data).decode()
+        return
+    writer = BlockWriter(req.backend, policy, sealer)
     try:
-        await writer.write(_body(req, src, 0, src.size))
+        await writer.write(_body(req, src, 0, src.size, src_key))
     except BaseException:
         writer.abort()
         raise

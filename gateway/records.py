@@ -129,6 +129,7 @@ class ObjectRecord(Record):
     blocks: list[BlockRef] = field(default_factory=list)
     parts: list[PartInfo] = field(default_factory=list)
     version_id: str = "null"
+    sse: dict[str, Any] = field(default_factory=dict)  # wrapped data key (gateway/sse.py)
     deleted: bool = False
     v: int = SCHEMA
 
@@ -159,6 +160,7 @@ class UploadRecord(Record):
     headers: dict[str, str] = field(default_factory=dict)
     checksum_algorithm: str | None = None
     policy: dict[str, Any] = field(default_factory=dict)
+    sse: dict[str, Any] = field(default_factory=dict)  # the parts' wrapped data key
     deleted: bool = False
     v: int = SCHEMA
 

@@ -13,7 +13,7 @@ from gateway.errors import S3Error
 
 # Sub-resources S3 defines that Shoal does not serve yet: each answers 501.
 UNSUPPORTED_SUBRESOURCES = frozenset({
-    "accelerate", "acl", "analytics", "attributes", "cors", "encryption",
+    "accelerate", "acl", "analytics", "attributes", "cors",
     "intelligent-tiering", "inventory", "legal-hold", "lifecycle", "logging", "metrics",
     "notification", "object-lock", "ownershipControls", "policy", "policyStatus",
     "publicAccessBlock", "replication", "requestPayment", "restore", "retention", "select",
@@ -41,6 +41,9 @@ def resolve(method: str, bucket: str, key: str, query: Mapping[str, str],
 
 
 def _bucket_operation(method: str, query: Mapping[str, str]) -> str | None:
+    if "encryption" in query:
+        return {"GET": "GetBucketEncryption", "PUT": "PutBucketEncryption",
+                "DELETE": "DeleteBucketEncryption"}.get(method)
     if method == "GET":
         if "uploads" in query:
             return "ListMultipartUploads"

@@ -61,4 +61,5 @@ def app_from_env() -> S3App:
     membership.start()
     name = f"{os.environ['SHOAL_GATEWAY_NAME']}/{os.getpid()}"
     credentials = {os.environ["SHOAL_ACCESS_KEY"]: os.environ["SHOAL_SECRET_KEY"]}
-    return create_app(name, membership, secrets.cluster_secret.encode(), credentials)
+    return create_app(name, membership, secrets.cluster_secret.encode(), credentials,
+                      os.environ.get("SHOAL_ADMIN_TOKEN") or None)

@@ -1,0 +1,119 @@
+"""`shoal key …`, `shoal bucket …`, `shoal status`: the admin API from the command line.
+
+Each command is one call of gateway/adminclient.py; the answer is printed for people
+(``--json`` prints it as the API gave it). Exit status 1 and the API's message on refusal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from gateway.adminclient import AdminCallError, AdminClient, locate
+
+COMMANDS = ("key", "bucket", "status")
+
+
+def add_parsers(sub: Any) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data", type=Path,
+                        default=Path(os.environ.get("SHOAL_DATA", ".shoal-data")),
+                        help="data directory of a `shoal up` cluster (cluster.json)")
+    common.add_argument("--endpoint", help="gateway URL (or SHOAL_ENDPOINT)")
+    common.add_argument("--token", help="admin token (prefer SHOAL_ADMIN_TOKEN: flags show "
+                        "in ps)")
+    common.add_argument("--json", action="store_true", help="print the raw JSON answer")
+
+    key = sub.add_parser("key", help="manage access keys").add_subparsers(
+        dest="action", required=True)
+    create = key.add_parser("create", parents=[common], help="a new access key")
+    create.add_argument("--name", default="")
+    key.add_parser("list", parents=[common], help="all access keys and their buckets")
+    delete = key.add_parser("delete", parents=[common], help="delete an access key")
+    delete.add_argument("access_key")
+    allow = key.add_parser("allow", parents=[common], help="grant a key a permission")
+    allow.add_argument("access_key")
+    allow.add_argument("bucket")
+    allow.add_argument("permission", choices=["read", "write", "owner", "none"])
+
+    bucket = sub.add_parser("bucket", help="buckets with storage policies").add_subparsers(
+        dest="action", required=True)
+    make = bucket.add_parser("create", parents=[common], help="a bucket with a policy")
+    make.add_argument("name")
+    shape = make.add_mutually_exclusive_group()
+    shape.add_argument("--ec", metavar="K+M", help="erasure coding, e.g. 4+2")
+    shape.add_argument("--replicas", type=int, metavar="N", help="N full copies")
+    make.add_argument("--zones", type=int, default=1,
+                      help="spread over at least Z zones and survive losing any one zone")
+    make.add_argument("--encrypt", action="store_true", help="encrypt at rest (SSE-S3)")
+    info = bucket.add_parser("info", parents=[common], help="a bucket and its policy")
+    info.add_argument("name")
+
+    sub.add_parser("status", parents=[common], help="members, zones, capacity, problems")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        client = AdminClient(*locate(args.data, args.endpoint, args.token))
+        answer = _call(client, args)
+    except AdminCallError as err:
+        print(f"shoal {args.command}: {err.message}", file=sys.stderr)
+        return 1
+    print(json.dumps(answer, indent=2) if args.json else _words(args, answer))
+    return 0
+
+
+def _call(client: AdminClient, args: argparse.Namespace) -> Any:
+    action = getattr(args, "action", None)
+    if args.command == "status":
+        return client.status()
+    if args.command == "key":
+        if action == "create":
+            return client.create_key(args.name)
+        if action == "list":
+            return client.list_keys()
+        if action == "delete":
+            client.delete_key(args.access_key)
+            return {"deleted": args.access_key}
+        return client.allow(args.access_key, args.bucket, args.permission)
+    if action == "create":
+        policy = args.ec if args.ec else (f"replica:{args.replicas}" if args.replicas else None)
+        return client.create_bucket(args.name, policy, args.zones, args.encrypt)
+    return client.bucket_info(args.name)
+
+
+def _words(args: argparse.Namespace, answer: Any) -> str:
+    action = getattr(args, "action", None)
+    if args.command == "status":
+        return _status_words(answer)
+    if args.command == "key" and action == "create":
+        return (f"access key: {answer['access_key']}\nsecret key: {answer['secret_key']}\n"
+                "(the secret is shown only now)")
+    if args.command == "key" and action == "list":
+        lines = [f"{k['access_key']}  {k['name'] or '-'}  " + (", ".join(
+            f"{b}:{p}" for b, p in k["buckets"].items()) or "no buckets") for k in answer]
+        return "\n".join(lines) or "no access keys"
+    if args.command == "bucket":
+        p = answer["policy"]
+        return (f"bucket {answer['name']}: {p['text']}, zones {p['zones']}, "
+                f"encrypt {'on' if p['encrypt'] else 'off'}")
+    return json.dumps(answer)
+
+
+def _status_words(s: dict[str, Any]) -> str:
+    lines = [f"Shoal: {'healthy' if s['healthy'] else 'NEEDS ATTENTION'}; "
+             f"default policy {s['default_policy']}"]
+    for zone, counts in s["zones"].items():
+        lines.append(f"  zone {zone}: {counts['alive']} alive, {counts['down']} down")
+    for n in s["nodes"]:
+        lines.append(f"  {n['name']:<12} {n['status']:<8} zone {n['zone']:<8} "
+                     f"{n['capacity'] / 2**30:,.0f} GiB")
+    cap = s["capacity"]
+    lines.append(f"  capacity: {cap['alive_bytes'] / 2**30:,.0f} GiB live of "
+                 f"{cap['total_bytes'] / 2**30:,.0f} GiB")
+    lines += [f"  problem: {p}" for p in s["problems"]]
+    return "\n".join(lines)
