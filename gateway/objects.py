@@ -143,7 +143,7 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     first, last = m.group(1), m.group(2)
     if not first:  # suffix: the last N bytes
         n = int(last)
-        if n == 0:
+        if n == 0 or size == 0:  # nothing to take the last bytes of
             raise S3Error("InvalidRange", "The requested range is not satisfiable",
                           ActualObjectSize=str(size))
         return max(size - n, 0), size

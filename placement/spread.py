@@ -41,6 +41,9 @@ def feasible(policy: StoragePolicy, nodes: Sequence[Candidate]) -> str | None:
     if policy.m == 0:
         return (f"policy {policy} has no redundancy, so no block can survive the loss of a "
                 f"zone; zones {policy.zones} needs m >= 1")
+    if policy.width < policy.zones:
+        return (f"policy {policy} has {policy.width} shards per block: they cannot span "
+                f"{policy.zones} zones")
     per_zone = Counter(c.zone for c in distinct.values())
     if len(per_zone) < policy.zones:
         return (f"policy {policy} with zones {policy.zones} needs live nodes in "
