@@ -11,6 +11,9 @@ import json
 import subprocess
 
 import pytest
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 
 from gateway.access import REQUIRED
 from tests.harness import SHOAL, http
@@ -156,3 +159,23 @@ def test_cli_manages_keys_and_buckets(small_cluster, s3):
                              capture_output=True, text=True, timeout=60)
     assert refused.returncode == 1
     assert "needs 6 live storage nodes; the cluster has 3" in refused.stderr
+
+
+def test_request_limits_refuse_before_reading(small_cluster, s3):
+    s3.create_bucket(Bucket="limits")
+    url = f"{small_cluster.endpoint}/limits/k"
+    status, _, body = http("GET", url, headers={"x-pad": "p" * 20_000})
+    assert status == 400 and b"RequestHeaderSectionTooLarge" in body
+    assert error_of(s3.put_object, Bucket="limits", Key="m", Body=b"x",
+                    Metadata={"big": "v" * 3000}) == ("MetadataTooLarge", 400)
+    # A buffered (XML) body larger than any such document is refused from its header.
+    big = b"<Delete>" + b" " * (3 * 1024 * 1024) + b"</Delete>"
+    url = f"{small_cluster.endpoint}/limits?delete"
+    request = AWSRequest("POST", url, data=big, headers={
+        "x-amz-content-sha256": "UNSIGNED-PAYLOAD", "content-length": str(len(big))})
+    S3SigV4Auth(Credentials(small_cluster.access_key, small_cluster.secret_key), "s3",
+                "us-east-1").add_auth(request)
+    status, _, body = http("POST", url, data=big, headers=dict(request.headers))
+    assert status == 400 and b"MaxMessageLengthExceeded" in body
+    assert error_of(s3.put_object, Bucket="limits", Key="k" * 1025, Body=b"x") == (
+        "KeyTooLongError", 400)
