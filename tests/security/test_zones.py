@@ -42,7 +42,9 @@ def test_policies_survive_node_and_zone_loss_and_unsatisfiable_ones_are_refused(
     assert "needs 9 live storage nodes; the cluster has 6" in refused(
         admin.create_bucket, "wide", "6+3")
     assert "needs live nodes in 4 zones; the cluster has 3" in refused(
-        admin.create_bucket, "spread", "2+1", zones=4)
+        admin.create_bucket, "spread", "4+2", zones=4)
+    assert "3 shards per block: they cannot span 4 zones" in refused(
+        admin.create_bucket, "narrow", "2+1", zones=4)
     assert "needs m >= 1" in refused(admin.create_bucket, "fragile", "2+0", zones=2)
     assert "at most 1 shards in one zone" in refused(
         admin.create_bucket, "tight", "4+1", zones=3)
