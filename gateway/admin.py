@@ -1,150 +1,182 @@
-"""The operator's HTTP API on the gateway, under /_shoal/admin/ (JSON, not S3).
+"""The admin API, on every gateway under /_shoal/admin/: keys, buckets with policies, status.
 
-Authentication: ``Authorization: Bearer TOKEN``, compared in constant time with the
-admin token (today the cluster secret; bucket names cannot start with '_', so these
-paths never shadow a bucket). A missing or wrong token answers 401/403 and does nothing.
+Authentication: ``Authorization: Bearer <SHOAL_ADMIN_TOKEN>``, compared in constant time.
+A gateway started without a token answers 403 to every admin request (the API is off).
+Bodies and answers are JSON; errors are ``{"error": code, "message": words}``.
 
-Routes:
+    GET    /_shoal/admin/status                       members, zones, capacity, problems
+    GET    /_shoal/admin/keys                         keys (never their secrets)
+    POST   /_shoal/admin/keys        {"name"}         a new key: its secret is shown once
+    DELETE /_shoal/admin/keys/KEY
+    PUT    /_shoal/admin/keys/KEY/buckets/BUCKET {"permission": read|write|owner|none}
+    POST   /_shoal/admin/buckets     {"name", "policy": "4+2"|"replica:2", "zones", "encrypt"}
+    GET    /_shoal/admin/buckets/NAME                  the bucket and its policy
+    GET    /_shoal/admin/objects/BUCKET/KEY            shard health of one object
+    GET    /_shoal/admin/repair                        background work and repair progress
+    POST   /_shoal/admin/run?task=repair|scrub|gc|sync start a pass on every live node
 
-* ``GET /_shoal/admin/objects/{bucket}/{key}`` -- shard health of one object: per block,
-  every slot's node, zone and state (hash-checked on the node), and whether the object
-  is at full redundancy (``full``: k+m distinct nodes, zone spread, every shard healthy;
-  see cluster.shardhealth), and which metadata owners hold the current record
-  (``metadata_full`` when all of them do).
-* ``GET /_shoal/admin/repair`` -- every storage node's background work (repair, scrub,
-  garbage collection, metadata sync) and the cluster-wide repair progress.
-* ``POST /_shoal/admin/run?task=repair|scrub|gc|sync`` -- start a pass on every live node.
+(The last three live in gateway/adminrepair.py.)
+
+Bucket creation refuses (409 PolicyUnsatisfiable) a policy the live cluster cannot hold
+now: fewer live nodes than k+m, fewer live zones than ``zones``, or zones too small to
+keep at most m shards each (placement/spread.py).
 """
 
 from __future__ import annotations
 
-import asyncio
 import hmac
-from typing import TYPE_CHECKING
+import json
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from cluster.metadata import QuorumError
-from cluster.nodeclient import NodeUnavailable
-from cluster.shardhealth import FailureClock, assess_block, probe_block
+from gateway import adminrepair
+from gateway.buckets import check_bucket_name
 from gateway.errors import S3Error
-from gateway.records import object_key
+from gateway.keys import KeyRecord, check_level
+from gateway.status import cluster_status
+from placement.policy import StoragePolicy, parse_policy
+from placement.spread import feasible
 
 if TYPE_CHECKING:
-    from gateway.backend import Backend
     from gateway.catalog import Catalog
+    from gateway.security import Security
 
 PREFIX = "/_shoal/admin/"
-TASKS = ("repair", "scrub", "gc", "sync")
+MAX_BODY = 64 * 1024
 
 
-class AdminApi:
-    def __init__(self, backend: Backend, catalog: Catalog, token: bytes) -> None:
-        self.backend = backend
-        self.catalog = catalog
-        self.token = token
-        self.failures = FailureClock()
+class AdminError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
 
-    def authorized(self, request: Request) -> Response | None:
-        """None when the bearer token is right, else the 401/403 to send."""
-        header = request.headers.get("authorization", "")
-        if not header.startswith("Bearer "):
-            return JSONResponse({"error": "admin token required"}, 401,
-                                {"WWW-Authenticate": "Bearer"})
-        if not self.token or not hmac.compare_digest(header[7:].encode(), self.token):
-            return JSONResponse({"error": "wrong admin token"}, 403)
-        return None
 
-    async def handle(self, request: Request) -> Response:
-        refused = self.authorized(request)
-        if refused is not None:
-            return refused
-        path, method = request.url.path[len(PREFIX):], request.method
-        if path.startswith("objects/") and method == "GET":
-            bucket, _, key = path[len("objects/"):].partition("/")
-            return await self.object_health(bucket, key)
-        if path == "repair" and method == "GET":
-            return JSONResponse(await self.repair_status())
-        if path == "run" and method == "POST":
-            return await self.run(request.query_params.get("task", "repair"))
-        return JSONResponse({"error": "no such admin route"}, 404)
+def authorized(request: Request, token: str | None) -> bool:
+    given = request.headers.get("authorization", "")
+    scheme, _, value = given.partition(" ")
+    if token is None or scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(value.strip().encode("utf-8", "surrogateescape"), token.encode())
 
-    def _members(self) -> dict:
-        members = self.backend.node_members()
-        self.failures.observe(members)
-        return {m.name: m for m in members}
 
-    async def object_health(self, bucket: str, key: str) -> Response:
-        try:
-            rec = await self.catalog.object(bucket, key)
-        except S3Error as err:
-            return JSONResponse({"error": err.code, "bucket": bucket, "key": key},
-                                err.status if err.status < 500 else 503)
-        members = self._members()
-        blocks = []
-        for b in rec.to_dict()["blocks"]:
-            probed = await probe_block(self.backend.client, members, b, verify=True)
-            blocks.append(assess_block(b, members, probed, self.failures.lost).to_dict())
-        replicas = await self._record_replicas(bucket, object_key(bucket, key), rec.hlc)
-        data_full = all(b["full"] for b in blocks)
-        return JSONResponse({
-            "bucket": bucket, "key": key, "size": rec.size, "inline": rec.inline is not None,
-            "policy": rec.policy, "hlc": rec.hlc, "blocks": blocks, "data_full": data_full,
-            "metadata": replicas, "full": data_full,
-            "metadata_full": all(v == "current" for v in replicas.values()),
-        })
+async def handle(request: Request, catalog: Catalog, security: Security) -> Response:
+    try:
+        if not authorized(request, security.admin_token):
+            # 401 asks for credentials that were not sent; 403 refuses the ones that were.
+            missing = "authorization" not in request.headers
+            raise AdminError(401 if missing else 403, "AccessDenied",
+                             "a valid admin token is required "
+                             "(Authorization: Bearer <SHOAL_ADMIN_TOKEN>)")
+        path = request.url.path[len(PREFIX):]
+        if path.startswith("objects/") and request.method == "GET":
+            bucket, _, key = path[len("objects/"):].partition("/")  # keys keep every '/'
+            return await adminrepair.object_health(catalog.backend, catalog, bucket, key)
+        if path == "run" and request.method == "POST":
+            return await adminrepair.run(catalog.backend, request.query_params.get("task", ""))
+        parts = [p for p in path.split("/") if p]
+        return JSONResponse(await _route(request, request.method, parts, catalog, security))
+    except AdminError as err:
+        challenge = {"WWW-Authenticate": "Bearer"} if err.status == 401 else None
+        return JSONResponse({"error": err.code, "message": err.message}, status_code=err.status,
+                            headers=challenge)
+    except S3Error as err:
+        return JSONResponse({"error": err.code, "message": err.message},
+                            status_code=err.status)
 
-    async def _record_replicas(self, partition: str, key: str, hlc: list) -> dict[str, str]:
-        """Each metadata owner's copy of the record: current, stale, missing or down."""
-        try:
-            owners = self.backend.meta.owners(partition)
-        except QuorumError:
-            return {}
 
-        async def one(api: str) -> str:
+async def _body(request: Request) -> dict[str, Any]:
+    data = b""
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > MAX_BODY:
+            raise AdminError(413, "TooLarge", f"admin requests are at most {MAX_BODY} bytes")
+    try:
+        value = json.loads(data or b"{}")
+    except ValueError:
+        raise AdminError(400, "BadRequest", "the body is not JSON") from None
+    if not isinstance(value, dict):
+        raise AdminError(400, "BadRequest", "the body must be a JSON object")
+    return value
+
+
+def _key_view(rec: KeyRecord) -> dict[str, Any]:
+    return {"access_key": rec.access_key, "name": rec.name, "created": rec.created,
+            "buckets": dict(sorted(rec.grants.items()))}
+
+
+async def _route(request: Request, method: str, parts: list[str], catalog: Catalog,
+                 security: Security) -> Any:
+    keys = security.keys
+    match method, parts:
+        case "GET", ["status"]:
+            return await cluster_status(catalog)
+        case "GET", ["repair"]:
+            return await adminrepair.repair_status(catalog.backend)
+        case "GET", ["keys"]:
+            return {"keys": [_key_view(k) for k in await keys.list()]}
+        case "POST", ["keys"]:
+            name = str((await _body(request)).get("name", ""))[:200]
+            rec, secret = await keys.create(name)
+            return {**_key_view(rec), "secret_key": secret}
+        case "DELETE", ["keys", access_key]:
             try:
-                found = (await self.backend.client.meta_get(api, [key]))[0]
-            except NodeUnavailable:
-                return "down"
-            if found is None:
-                return "missing"
-            return "current" if found.get("hlc") == hlc else "stale"
-
-        states = await asyncio.gather(*(one(m.api) for m in owners))
-        return {m.name: s for m, s in zip(owners, states, strict=True)}
-
-    async def repair_status(self) -> dict:
-        """Every node's report and the cluster's repair progress (done/total partitions)."""
-        members = [m for m in self._members().values() if m.status == "alive" and m.api]
-
-        async def one(api: str) -> dict:
+                await keys.delete(access_key)
+            except KeyError:
+                raise AdminError(404, "NoSuchKey", f"no access key {access_key}") from None
+            return {"deleted": access_key}
+        case "PUT", ["keys", access_key, "buckets", bucket]:
+            level = (await _body(request)).get("permission")
             try:
-                return await self.backend.client.admin_status(api)
-            except NodeUnavailable as exc:
-                return {"error": str(exc)}
+                rec = await keys.grant(access_key, bucket,
+                                       None if level == "none" else check_level(str(level)))
+            except KeyError:
+                raise AdminError(404, "NoSuchKey", f"no access key {access_key}") from None
+            except ValueError as err:
+                raise AdminError(400, "BadRequest", str(err)) from None
+            return _key_view(rec)
+        case "POST", ["buckets"]:
+            return await _create_bucket(await _body(request), catalog)
+        case "GET", ["buckets", name]:
+            return bucket_view(await catalog.bucket(name))
+    raise AdminError(404, "NotFound", f"no admin operation {method} /{'/'.join(parts)}")
 
-        reports = await asyncio.gather(*(one(m.api) for m in members))
-        nodes = {m.name: r for m, r in zip(members, reports, strict=True)}
-        total = done = repaired = waiting = 0
-        for r in nodes.values():
-            rep = r.get("repair", {})
-            total += rep.get("partitions", 0)
-            done += rep.get("partitions_done", 0)
-            repaired += rep.get("slots_repaired_total", 0)
-            waiting += rep.get("blocks_waiting", 0)
-        return {"nodes": nodes, "progress": {
-            "partitions": total, "partitions_done": done, "slots_repaired": repaired,
-            "blocks_waiting": waiting,
-            "running": any(r.get("repair", {}).get("running") for r in nodes.values())}}
 
-    async def run(self, task: str) -> Response:
-        if task not in TASKS:
-            return JSONResponse({"error": f"task must be one of {', '.join(TASKS)}"}, 400)
-        members = [m for m in self._members().values() if m.status == "alive" and m.api]
-        results = await asyncio.gather(
-            *(self.backend.client.admin_run(m.api, task) for m in members),
-            return_exceptions=True)
-        started = [m.name for m, r in zip(members, results, strict=True)
-                   if not isinstance(r, BaseException)]
-        return JSONResponse({"task": task, "started": started})
+def policy_from(body: dict[str, Any]) -> StoragePolicy:
+    """The policy a create-bucket body asks for (ValueError when it is invalid)."""
+    text = body.get("policy")
+    zones, encrypt = body.get("zones", 1), body.get("encrypt", False)
+    if not isinstance(zones, int) or not isinstance(encrypt, bool):
+        raise ValueError("zones must be an integer and encrypt a boolean")
+    if not isinstance(text, str):
+        raise ValueError("policy must be text such as 4+2 or replica:3")
+    base = parse_policy(text)
+    return StoragePolicy(base.kind, base.k, base.m, zones=zones, encrypt=encrypt)
+
+
+async def _create_bucket(body: dict[str, Any], catalog: Catalog) -> dict[str, Any]:
+    name = body.get("name")
+    if not isinstance(name, str):
+        raise AdminError(400, "BadRequest", "name is required")
+    check_bucket_name(name)
+    backend = catalog.backend
+    if body.get("policy") is None:
+        policy = backend.default_policy()
+        policy = StoragePolicy(policy.kind, policy.k, policy.m,
+                               encrypt=bool(body.get("encrypt", False)))
+    else:
+        try:
+            policy = policy_from(body)
+        except ValueError as err:
+            raise AdminError(400, "InvalidPolicy", str(err)) from None
+    problem = feasible(policy, backend.writable_nodes())
+    if problem:
+        raise AdminError(409, "PolicyUnsatisfiable", problem)
+    return bucket_view(await catalog.create_bucket(name, policy.to_dict(), owner="admin"))
+
+
+def bucket_view(bucket: Any) -> dict[str, Any]:
+    policy = StoragePolicy.from_dict(bucket.policy)
+    return {"name": bucket.name, "created": bucket.created, "owner": bucket.owner,
+            "policy": {**policy.to_dict(), "text": str(policy)}}

@@ -27,6 +27,8 @@ from gateway import (
     copyobject,
     cors,
     deletes,
+    encryption,
+    limits,
     listing,
     multipart,
     objects,
@@ -36,10 +38,13 @@ from gateway import (
     versionlist,
     website,
 )
+from gateway.access import authorize
 from gateway.backend import Backend
 from gateway.catalog import Catalog
 from gateway.errors import S3Error, render
+from gateway.keys import Principal, credential_key
 from gateway.router import resolve
+from gateway.security import Security
 from gateway.sigv4 import AuthResult, verify
 from gateway.vhost import split_request_path
 
@@ -62,7 +67,8 @@ class S3Request:
     catalog: Catalog
     backend: Backend
     request_id: str
-    secret_for: Callable[[str], str | None] = lambda _key: None  # access key → secret
+    principal: Principal | None  # None: anonymous
+    security: Security
 
     @property
     def headers(self) -> Any:
@@ -113,6 +119,9 @@ OPERATIONS: dict[str, Handler] = {
     "GetBucketWebsite": website.get_website,
     "PutBucketWebsite": website.put_website,
     "DeleteBucketWebsite": website.delete_website,
+    "GetBucketEncryption": encryption.get_bucket_encryption,
+    "PutBucketEncryption": encryption.put_bucket_encryption,
+    "DeleteBucketEncryption": encryption.delete_bucket_encryption,
 }
 
 
@@ -123,13 +132,12 @@ def _has_unread_body(request: Request) -> bool:
 
 
 class S3App:
-    def __init__(self, backend: Backend, credentials: dict[str, str],
-                 admin_token: bytes = b"", domains: tuple[str, ...] = ()) -> None:
+    def __init__(self, backend: Backend, credentials: dict[str, str], secret: bytes,
+                 admin_token: str | None = None, domains: tuple[str, ...] = ()) -> None:
         self.backend = backend
         self.domains = domains  # base domains for virtual-hosted-style requests
         self.catalog = Catalog(backend)
-        self.credentials = credentials
-        self.admin = admin.AdminApi(backend, self.catalog, admin_token)
+        self.security = Security.build(self.catalog, secret, credentials, admin_token)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -165,27 +173,37 @@ class S3App:
         if scope["path"] == HEALTH_PATH:
             return self.health()
         if scope["path"].startswith(admin.PREFIX):
-            return await self.admin.handle(request)
+            return await admin.handle(request, self.catalog, self.security)
+        limits.check_headers(scope["headers"])
         # scope["path"] is percent-decoded (UTF-8) by the server.
         bucket, key = split_request_path(scope["path"], request.headers.get("host"),
                                          self.domains)
         if len(key.encode()) > MAX_KEY_BYTES:
             raise S3Error("KeyTooLongError", "Your key is too long")
         query = dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
+        keys = self.security.keys
+        await keys.prefetch(credential_key(scope["headers"], scope["query_string"]))
         auth = verify(
             scope["method"], scope.get("raw_path") or scope["path"].encode(),
-            scope["query_string"], scope["headers"], self.credentials.get, time.time(),
+            scope["query_string"], scope["headers"], keys.secret_for, time.time(),
         )
         operation = resolve(scope["method"], bucket, key, query, request.headers)
-        if auth is None and operation != "PostObject":  # POST forms carry a signed policy
-            # anonymous: only what the bucket policy opens (and preflights)
-            await bucketpolicy.authorize_anonymous(self.catalog, request, operation, bucket, key)
+        principal = None
+        if auth is None:
+            if operation != "PostObject":  # POST forms carry a signed policy
+                # anonymous: only what the bucket policy opens (and preflights)
+                await bucketpolicy.authorize_anonymous(self.catalog, request, operation,
+                                                       bucket, key)
+        else:
+            principal = keys.principal_for(auth.access_key)
+            authorize(principal, operation, bucket, request.headers)
         handler = OPERATIONS.get(operation)
         if handler is None:
             raise S3Error("NotImplemented", f"{operation} is not implemented")
+        limits.check_body(operation, request.headers)
         return await handler(S3Request(request, operation, bucket, key, query, auth,
-                                       self.catalog, self.backend, request_id,
-                                       self.credentials.get))
+                                       self.catalog, self.backend, request_id, principal,
+                                       self.security))
 
     def health(self) -> Response:
         """Unauthenticated liveness: how many storage nodes this gateway sees, by status.
@@ -208,8 +226,9 @@ class S3App:
 
 
 def create_app(name: str, membership: Membership, secret: bytes,
-               credentials: dict[str, str], domains: tuple[str, ...] = ()) -> S3App:
+               credentials: dict[str, str], admin_token: str | None = None,
+               domains: tuple[str, ...] = ()) -> S3App:
     """The gateway app; ``membership`` must already be started. ``domains``: base domains
     for virtual-hosted-style addressing (none: path-style only)."""
     backend = Backend(name, membership, NodeClient(secret))
-    return S3App(backend, credentials, admin_token=secret, domains=domains)
+    return S3App(backend, credentials, secret, admin_token, domains)

@@ -12,6 +12,16 @@ Read: the k data shards are asked first (decoding them is a copy); when one fail
 has not answered within ``HEDGE_AFTER`` seconds (a hung node), parity shards are asked
 too and any k of them decode the block. A read never returns bytes that failed their
 BLAKE3 check: such a shard counts as missing.
+
+Encryption at rest: with a ``Sealer`` (the object's data key), each block is sealed
+(AES-256-GCM, its own random nonce) in the same worker-thread call, after the client
+digests and before erasure coding, so shards hold ciphertext only. Blocks are sealed
+independently, so a range read opens only the blocks it covers. ``BlockRef.size`` stays
+the plaintext size; the encoded payload is ``size + Sealer.overhead``.
+
+Zones: a policy with ``zones >= 2`` places shards with ``spread.place_zoned`` (no zone
+holds more than m shards of a block) and retries a failed slot only inside its own zone,
+so a block is never acknowledged with a spread that a zone loss could break.
 """
 
 from __future__ import annotations
@@ -26,9 +36,11 @@ from typing import TYPE_CHECKING
 from cluster.nodeclient import NodeUnavailable, ShardMissing
 from gateway.errors import S3Error
 from gateway.records import BlockRef, ShardRef
+from gateway.sealing import Sealer, SealError
 from placement.codec import BLOCK_SIZE, NotEnoughShards, codec_for, shard_hash
 from placement.hrw import Candidate, place, rank
 from placement.policy import StoragePolicy
+from placement.spread import SpreadError, place_zoned
 
 if TYPE_CHECKING:
     from gateway.backend import Backend
@@ -47,10 +59,13 @@ class Unavailable(S3Error):
         super().__init__("ServiceUnavailable", message)
 
 
-def _encode(policy: StoragePolicy, block: bytes, digest: Digest | None) -> list[tuple[bytes, str]]:
-    """CPU work for one block: client digests, erasure coding and shard hashes."""
+def _encode(policy: StoragePolicy, block: bytes, digest: Digest | None,
+            sealer: Sealer | None = None) -> list[tuple[bytes, str]]:
+    """CPU work for one block: client digests, sealing, erasure coding, shard hashes."""
     if digest is not None:
         digest(memoryview(block))
+    if sealer is not None:
+        block = sealer.seal(block)
     shards = codec_for(policy).encode(block)
     return [(s, shard_hash(s)) for s in shards]
 
@@ -58,9 +73,11 @@ def _encode(policy: StoragePolicy, block: bytes, digest: Digest | None) -> list[
 class BlockWriter:
     """Writes one object's (or part's) blocks; ``abort`` removes what was written."""
 
-    def __init__(self, backend: Backend, policy: StoragePolicy) -> None:
+    def __init__(self, backend: Backend, policy: StoragePolicy,
+                 sealer: Sealer | None = None) -> None:
         self.backend = backend
         self.policy = policy
+        self.sealer = sealer
         self.blocks: list[BlockRef] = []
         self._inflight: list[asyncio.Task] = []
 
@@ -90,7 +107,7 @@ class BlockWriter:
 
     async def _submit(self, block: bytes, digest: Digest | None) -> None:
         # Digests must see blocks in order: encode here, send in the background.
-        shards = await asyncio.to_thread(_encode, self.policy, block, digest)
+        shards = await asyncio.to_thread(_encode, self.policy, block, digest, self.sealer)
         running = [t for t in self._inflight if not t.done()]
         if len(running) >= PIPELINE:
             await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
@@ -104,12 +121,22 @@ class BlockWriter:
         nodes = self.backend.writable_nodes()
         if not nodes:
             raise Unavailable("no storage node is available")
-        picks = place(block_id.encode(), nodes, self.policy.width)
+        zoned = self.policy.zones > 1
+        if zoned:
+            try:
+                picks = place_zoned(block_id.encode(), nodes, self.policy)
+            except SpreadError as err:
+                raise Unavailable(f"the live nodes cannot keep the bucket's zone "
+                                  f"guarantee ({self.policy.zones} zones): {err}") from None
+        else:
+            picks = place(block_id.encode(), nodes, self.policy.width)
         ranked = rank(block_id.encode(), nodes)
         spares = [c for c in ranked if c not in picks]
         ref = BlockRef(id=block_id, size=size, shards=[None] * len(shards))
 
         def fallbacks(index: int) -> list[Candidate]:
+            if zoned:  # only a spare in the same zone keeps the per-zone count
+                return [c for c in spares if c.zone == picks[index].zone][:2]
             # A node outside the picks first; else double up on another pick, rotating
             # so two failed slots do not land on the same survivor.
             others = [c for c in picks[index + 1:] + picks[:index] if c != picks[index]]
@@ -161,7 +188,8 @@ async def delete_blocks(backend: Backend, blocks: list[BlockRef]) -> None:
                 await backend.client.delete_shards(api, ids)
 
 
-async def read_block(backend: Backend, policy: StoragePolicy, block: BlockRef) -> bytes:
+async def read_block(backend: Backend, policy: StoragePolicy, block: BlockRef,
+                     sealer: Sealer | None = None) -> bytes:
     """One block's plaintext from any k good shards, data shards first."""
     k = policy.read_need
     got: dict[int, bytes] = {}
@@ -210,24 +238,36 @@ async def read_block(backend: Backend, policy: StoragePolicy, block: BlockRef) -
         for t in running:
             t.cancel()
     try:
-        return await asyncio.to_thread(codec_for(policy).decode, got, block.size)
+        return await asyncio.to_thread(_decode, policy, got, block.size, sealer)
     except NotEnoughShards:
         raise Unavailable(
             f"block {block.id}: {len(got)} of {k} needed shards are reachable"
         ) from None
+    except SealError:
+        raise S3Error("InternalError", f"block {block.id} failed its authentication "
+                      "check on decryption") from None
+
+
+def _decode(policy: StoragePolicy, shards: dict[int, bytes], size: int,
+            sealer: Sealer | None) -> bytes:
+    if sealer is None:
+        return codec_for(policy).decode(shards, size)
+    return sealer.unseal(codec_for(policy).decode(shards, size + sealer.overhead))
 
 
 async def read_part(
-    backend: Backend, policy: StoragePolicy, block: BlockRef, lo: int, hi: int
+    backend: Backend, policy: StoragePolicy, block: BlockRef, lo: int, hi: int,
+    sealer: Sealer | None = None,
 ) -> bytes:
     """Bytes [lo, hi) of one block. A range inside the block fetches only the data
     shards it covers (a 64 KiB read of a 4+2 block moves one 1 MiB shard, not four);
-    when one of them is missing or slow, the whole block is read the hedged way."""
+    when one of them is missing or slow, the whole block is read the hedged way. A
+    sealed (encrypted) block is authenticated as a whole, so it is always read whole."""
     codec = codec_for(policy)
     slices = codec.data_slices(block.size)
     needed = [i for i, (a, b) in enumerate(slices) if a < hi and b > lo]
     located = [_locate(backend, block, i) for i in needed]
-    if len(needed) < len(slices) and all(located):
+    if sealer is None and len(needed) < len(slices) and all(located):
         try:
             shards = await asyncio.wait_for(asyncio.gather(*(
                 backend.client.get_shard(api, f"{block.id}.{i}", ref.hash)
@@ -240,7 +280,7 @@ async def read_part(
             return b"".join(parts)
         except (NodeUnavailable, ShardMissing, ValueError, TimeoutError):
             pass  # fall through to the whole-block read, which uses parity
-    data = await read_block(backend, policy, block)
+    data = await read_block(backend, policy, block, sealer)
     return data if (lo, hi) == (0, len(data)) else data[lo:hi]
 
 
@@ -254,7 +294,8 @@ def _locate(backend: Backend, block: BlockRef, index: int) -> tuple[str, ShardRe
 
 
 async def read_range(
-    backend: Backend, policy: StoragePolicy, blocks: list[BlockRef], start: int, end: int
+    backend: Backend, policy: StoragePolicy, blocks: list[BlockRef], start: int, end: int,
+    sealer: Sealer | None = None,
 ) -> AsyncIterator[bytes]:
     """Bytes [start, end) of an object, block by block, one block fetched ahead."""
     offset = 0
@@ -267,11 +308,12 @@ async def read_range(
     ahead: asyncio.Task | None = None
     try:
         for i, (b, lo, hi) in enumerate(wanted):
-            current = ahead or asyncio.ensure_future(read_part(backend, policy, b, lo, hi))
+            current = ahead or asyncio.ensure_future(
+                read_part(backend, policy, b, lo, hi, sealer))
             ahead = None
             if i + 1 < len(wanted):
                 nb, nlo, nhi = wanted[i + 1]
-                ahead = asyncio.ensure_future(read_part(backend, policy, nb, nlo, nhi))
+                ahead = asyncio.ensure_future(read_part(backend, policy, nb, nlo, nhi, sealer))
             yield await current
     finally:
         if ahead is not None and not ahead.done():

@@ -16,9 +16,8 @@ from gateway.bucketpolicy import public_read_policy
 from gateway.s3client import S3Client
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    bucket = sub.add_parser("bucket", help="operator commands on buckets")
-    actions = bucket.add_subparsers(dest="bucket_command", required=True)
+def add_public(actions: argparse._SubParsersAction) -> None:
+    """`shoal bucket public …`, added to the `shoal bucket` actions of gateway/admincli.py."""
     public = actions.add_parser("public", help="let anyone read a bucket (or a prefix of it)")
     public.add_argument("name")
     public.add_argument("--prefix", default="", help="only keys starting with this")

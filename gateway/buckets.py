@@ -36,9 +36,11 @@ def check_bucket_name(name: str) -> None:
 
 
 async def list_buckets(req: S3Request) -> Response:
+    principal = req.principal
     entries = [
         ("Bucket", [("Name", b.name), ("CreationDate", iso8601(b.created))])
         for b in await req.catalog.buckets()
+        if principal is not None and principal.allows(b.name, "read")
     ]
     return xml_response("ListAllMyBucketsResult", [("Owner", OWNER), ("Buckets", entries)])
 
@@ -53,8 +55,19 @@ async def create_bucket(req: S3Request) -> Response:
                           "not validate against our published schema")
         child_text(root, "LocationConstraint")  # any region is accepted: Shoal has one
     policy = req.backend.default_policy()
-    await req.catalog.create_bucket(req.bucket, policy.to_dict(), req.auth.access_key
-                                    if req.auth else "")
+    try:
+        await req.catalog.create_bucket(req.bucket, policy.to_dict(), req.auth.access_key
+                                        if req.auth else "")
+    except S3Error as err:
+        if err.code == "BucketAlreadyOwnedByYou" and not (
+                req.principal and req.principal.allows(req.bucket, "owner")):
+            raise S3Error("BucketAlreadyExists", "The requested bucket name is not available. "
+                          "Please select a different name and try again.",
+                          BucketName=req.bucket) from None
+        raise
+    if req.principal is not None and not req.principal.admin:
+        # A stored key becomes the owner of the bucket it created (gateway/access.py).
+        await req.security.keys.grant(req.principal.access_key, req.bucket, "owner")
     return Response(status_code=200, headers={"Location": f"/{req.bucket}"})
 
 

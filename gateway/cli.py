@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 from cluster.nodemain import NodeOptions, run_node
-from gateway import bucketcli
+from gateway import admincli, bucketcli
 from gateway.localcluster import UpOptions, run_up
 from gateway.server import GatewayOptions, run_gateway
 
@@ -72,21 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add(gw, "secret-key")
     _add(gw, "website-port")
     _add(gw, "website-domain", "localhost")
-    bucketcli.add_parser(sub)
-
-    for cmd, text in (("status", "repair progress and each node's background work"),
-                      ("run", "start a pass of a background task on every node")):
-        sp = sub.add_parser(cmd, help=text)
-        sp.add_argument("--endpoint", default=_env("endpoint", "http://127.0.0.1:9000"))
-        sp.add_argument("--token", help="admin token (default: $SHOAL_ADMIN_TOKEN)")
-        sp.add_argument("--data", type=Path, default=Path(".shoal-data"),
-                        help="a local cluster's data dir, to read its token from")
-        if cmd == "status":
-            sp.add_argument("--watch", action="store_true", help="repeat while repair runs")
-        else:
-            sp.add_argument("task", choices=["repair", "scrub", "gc", "sync"])
     _add(gw, "domain", "", help="base domain(s) for virtual-hosted-style buckets, "
          "comma-separated (bucket.DOMAIN/key beside DOMAIN/bucket/key)")
+    admincli.add_parsers(sub)
     return parser
 
 
@@ -96,21 +84,16 @@ def _joins(value: str | None) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    if args.command == "bucket" and args.action == "public":
+        bucketcli.run(args)  # through the S3 API, with the cluster's credentials
+        return
+    if args.command in admincli.COMMANDS:
+        raise SystemExit(admincli.run(args))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    if args.command in ("status", "run"):
-        from gateway import admincli
-
-        token = admincli.admin_token(args.token, args.data)
-        if args.command == "status":
-            admincli.status(args.endpoint, token, args.watch)
-        else:
-            admincli.run(args.endpoint, token, args.task)
-    elif args.command == "up":
+    if args.command == "up":
         run_up(UpOptions(args.nodes, args.zones, args.data.resolve(), args.port, args.host,
                          args.access_key, args.secret_key, args.workers, args.website_port,
                          args.domain or ""))
-    elif args.command == "bucket":
-        bucketcli.run(args)
     elif args.command == "node":
         run_node(NodeOptions(
             data=Path(args.data).resolve(), name=args.name, zone=args.zone,

@@ -35,13 +35,13 @@ from urllib.parse import unquote
 
 from starlette.responses import Response
 
-from gateway import tagging, versioning
+from gateway import sse, tagging, versioning
 from gateway.blockstore import BlockWriter, read_block
 from gateway.checksums import Checksum
 from gateway.conditions import check_copy_source, write_condition
 from gateway.errors import S3Error
 from gateway.multipart import find_upload, part_number
-from gateway.objects import body_stream, current_etag, request_metadata
+from gateway.objects import body_stream, current_etag, request_metadata, sse_headers
 from gateway.records import BlockRef, ObjectRecord, PartRecord, part_key
 from gateway.xmlio import iso8601, xml_response
 from placement.policy import StoragePolicy
@@ -101,22 +101,42 @@ async def copy_object(req: S3Request) -> Response:
     if directive == "REPLACE":
         rec.content_type, rec.user_meta, rec.headers = request_metadata(req)
     rec.tags = tags
-    if src.inline is None and src.policy != dest_bucket.policy:
-        policy = StoragePolicy.from_dict(dest_bucket.policy)
-        writer = BlockWriter(req.backend, policy)
-        try:
-            await writer.write(body_stream(req, src, 0, src.size))
-        except BaseException:
-            writer.abort()
-            raise
-        rec.blocks, rec.policy = writer.blocks, policy.to_dict()
+    master = req.security.sse_master
+    src_key = sse.for_read(src.sse, req.headers, master, copy_source=True)
+    dest_policy = StoragePolicy.from_dict(dest_bucket.policy)
+    dest_key = sse.for_write(req.headers, dest_policy.encrypt, master)
+    shared = (src_key is None and dest_key is None) or (
+        src_key is not None and dest_key is not None and src_key.mode == dest_key.mode == "S3")
+    if not shared:  # another key: decrypt and re-encrypt every byte
+        await _copy_data(req, src, rec, dest_policy, src_key, dest_key)
+        rec.sse = dest_key.record() if dest_key else {}
+    elif src.inline is None and src.policy != dest_bucket.policy:  # same key, new shape
+        await _copy_data(req, src, rec, dest_policy, src_key, src_key)
     if condition is not None:
         condition.check(await current_etag(req, req.bucket, req.key), second=True)
     version = await versioning.commit(req, rec, dest_bucket)
     return xml_response("CopyObjectResult", [("LastModified", iso8601(rec.last_modified)),
                                              ("ETag", f'"{rec.etag}"'),
                                              *_checksum_fields(rec.checksum)],
-                        headers={**source_headers, **version})
+                        headers={**source_headers, **version, **sse_headers(rec)})
+
+
+async def _copy_data(req: S3Request, src: ObjectRecord, rec: ObjectRecord,
+                     policy: StoragePolicy, src_key: sse.ObjectKey | None,
+                     dest_key: sse.ObjectKey | None) -> None:
+    """Re-encode (and re-encrypt) the data under the destination's policy and key."""
+    sealer = dest_key.sealer if dest_key else None
+    if src.inline is not None:
+        data = b"".join([c async for c in body_stream(req, src, 0, src.size, src_key)])
+        rec.inline = base64.b64encode(sealer.seal(data) if sealer else data).decode()
+        return
+    writer = BlockWriter(req.backend, policy, sealer)
+    try:
+        await writer.write(body_stream(req, src, 0, src.size, src_key))
+    except BaseException:
+        writer.abort()
+        raise
+    rec.blocks, rec.policy = writer.blocks, policy.to_dict()
 
 
 def _copy_range(req: S3Request, size: int) -> tuple[int, int]:
@@ -210,6 +230,9 @@ async def upload_part_copy(req: S3Request) -> Response:
     number = part_number(req)
     upload = await find_upload(req)
     src, source_headers = await _source(req)
+    if src.sse or upload.sse:
+        raise S3Error("NotImplemented", "UploadPartCopy from or into an encrypted object is "
+                      "not supported yet; use CopyObject or a plain upload")
     start, end = _copy_range(req, src.size)
     policy = StoragePolicy.from_dict(upload.policy)
     algorithm = upload.checksum_algorithm

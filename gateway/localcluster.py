@@ -49,6 +49,7 @@ def load_identity(data: Path, access_key: str | None, secret_key: str | None) ->
         "access_key": "SHOAL" + random.token_hex(8).upper(),
         "secret_key": random.token_urlsafe(30),
     }
+    ident.setdefault("admin_token", random.token_urlsafe(32))  # older cluster.json lacks it
     ident["access_key"] = access_key or ident["access_key"]
     ident["secret_key"] = secret_key or ident["secret_key"]
     data.mkdir(parents=True, exist_ok=True)
@@ -102,7 +103,8 @@ class LocalCluster:
             *(["--website-port", str(self.opts.website_port)] if self.opts.website_port else []),
             *(["--domain", self.opts.domain] if self.opts.domain else []),
         ], "gateway.log", {"SHOAL_ACCESS_KEY": self.ident["access_key"],
-                           "SHOAL_SECRET_KEY": self.ident["secret_key"]})
+                           "SHOAL_SECRET_KEY": self.ident["secret_key"],
+                           "SHOAL_ADMIN_TOKEN": self.ident["admin_token"]})
 
     def endpoint(self) -> str:
         return f"http://{self.opts.host}:{self.opts.port}"

@@ -17,14 +17,14 @@ from urllib.parse import quote
 
 from starlette.responses import Response
 
-from gateway import tagging, versioning
+from gateway import sse, tagging, versioning
 from gateway.blockstore import delete_blocks
 from gateway.buckets import OWNER
 from gateway.checksums import requested_checksum
 from gateway.conditions import write_condition
 from gateway.errors import S3Error
 from gateway.mpchecksums import combine, upload_checksum
-from gateway.objects import current_etag, request_metadata, store_body
+from gateway.objects import current_etag, request_metadata, sse_headers, store_body
 from gateway.records import (
     BlockRef,
     ObjectRecord,
@@ -69,11 +69,13 @@ async def create_upload(req: S3Request) -> Response:
     bucket = await req.catalog.bucket(req.bucket)
     content_type, user, headers = request_metadata(req)
     algorithm, ctype = upload_checksum(req.headers)
+    encrypt = StoragePolicy.from_dict(bucket.policy).encrypt
+    data_key = sse.for_write(req.headers, encrypt, req.security.sse_master)
     upload = UploadRecord(
         bucket=req.bucket, key=req.key, upload_id=uuid.uuid4().hex, hlc=req.catalog.stamp(),
         initiated=time.time(), content_type=content_type, user_meta=user, headers=headers,
         checksum_algorithm=algorithm, checksum_type=ctype, policy=bucket.policy,
-        tags=tagging.header_tags(req),
+        tags=tagging.header_tags(req), sse=data_key.record() if data_key else {},
     )
     key = upload_key(req.bucket, req.key, upload.upload_id)
     await req.catalog.put(req.bucket, [(key, upload.to_dict())])
@@ -81,7 +83,8 @@ async def create_upload(req: S3Request) -> Response:
     if algorithm:
         out = {"x-amz-checksum-algorithm": algorithm, "x-amz-checksum-type": ctype or ""}
     return xml_response("InitiateMultipartUploadResult", [
-        ("Bucket", req.bucket), ("Key", req.key), ("UploadId", upload.upload_id)], headers=out)
+        ("Bucket", req.bucket), ("Key", req.key), ("UploadId", upload.upload_id)],
+        headers={**out, **(data_key.headers() if data_key else {})})
 
 
 def part_number(req: S3Request) -> int:
@@ -100,14 +103,16 @@ async def upload_part(req: S3Request) -> Response:
     if wanted and declared and declared != wanted:
         raise S3Error("InvalidRequest", "Checksum Type mismatch occurred, expected checksum "
                       f"Type: {wanted.lower()}, actual checksum Type: {declared.lower()}")
+    data_key = sse.for_read(upload.sse, req.headers, req.security.sse_master)
     stored = await store_body(req, StoragePolicy.from_dict(upload.policy), allow_inline=False,
-                              compute_checksum=wanted)
+                              compute_checksum=wanted,
+                              sealer=data_key.sealer if data_key else None)
     part = PartRecord(upload_id=upload.upload_id, number=number, hlc=req.catalog.stamp(),
                       size=stored.size, etag=stored.etag, last_modified=time.time(),
                       checksum=stored.checksum, blocks=stored.blocks)
     await req.catalog.put(req.bucket, [(part_key(req.bucket, upload.upload_id, number),
                                         part.to_dict())])
-    headers = {"ETag": f'"{part.etag}"'}
+    headers = {"ETag": f'"{part.etag}"', **(data_key.headers() if data_key else {})}
     if part.checksum:
         headers[f"x-amz-checksum-{part.checksum[0].lower()}"] = part.checksum[1]
     return Response(status_code=200, headers=headers)
@@ -209,7 +214,7 @@ async def complete_upload(req: S3Request) -> Response:
         etag=f"{digest.hexdigest()}-{len(chosen)}", checksum=checksum,
         last_modified=time.time(), content_type=upload.content_type,
         user_meta=upload.user_meta, headers=upload.headers, policy=upload.policy,
-        blocks=[b for p in chosen for b in p.blocks],
+        sse=upload.sse, blocks=[b for p in chosen for b in p.blocks],
         parts=[PartInfo(p.number, p.size, p.etag, len(p.blocks),
                         p.checksum[1] if p.checksum else None) for p in chosen],
         tags=upload.tags,
@@ -223,7 +228,7 @@ async def complete_upload(req: S3Request) -> Response:
                     ("Key", req.key), ("ETag", f'"{rec.etag}"')]
     if checksum:
         fields += [(f"Checksum{checksum[0]}", checksum[1]), ("ChecksumType", checksum[2])]
-    return xml_response("CompleteMultipartUploadResult", fields, headers=version)
+    return xml_response("CompleteMultipartUploadResult", fields, headers={**version, **sse_headers(rec)})
 
 
 def _tombstones(req: S3Request, upload: UploadRecord, parts: object) -> list:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from starlette.responses import Response, StreamingResponse
 
-from gateway import tagging, versioning
+from gateway import sse, tagging, versioning
 from gateway.blockstore import BlockWriter, delete_blocks, read_range
 from gateway.body import UploadBody
 from gateway.conditions import check_read, range_applies, write_condition
@@ -24,6 +24,7 @@ from gateway.errors import S3Error
 from gateway.mediatypes import content_type_for
 from gateway.overrides import apply_overrides
 from gateway.records import BlockRef, ObjectRecord, object_key
+from gateway.sealing import Sealer
 from gateway.xmlio import http_date
 from placement.policy import StoragePolicy
 
@@ -45,16 +46,19 @@ class StoredBody:
 
 
 async def store_body(req: S3Request, policy: StoragePolicy, allow_inline: bool,
-                     compute_checksum: str | None = None) -> StoredBody:
+                     compute_checksum: str | None = None,
+                     sealer: Sealer | None = None) -> StoredBody:
     """Read, verify and store a request body; nothing is left behind when it fails.
-    ``compute_checksum`` names an algorithm to compute when the client declared none."""
+    ``compute_checksum`` names an algorithm to compute when the client declared none;
+    with a ``sealer`` everything stored (inline body or blocks) is ciphertext."""
     body = UploadBody(req.request, req.auth, compute_checksum)
     if allow_inline and body.length is not None and body.length <= INLINE_MAX:
         data = b"".join([c async for c in body.chunks()])
         body.verifier.update(memoryview(data))
         body.finish()
-        return StoredBody(len(data), body.verifier.etag, _checksum(body), inline=data)
-    writer = BlockWriter(req.backend, policy)
+        inline = sealer.seal(data) if sealer else data
+        return StoredBody(len(data), body.verifier.etag, _checksum(body), inline=inline)
+    writer = BlockWriter(req.backend, policy, sealer)
     try:
         size = await writer.write(body.chunks(), body.verifier.update)
         body.finish()
@@ -90,7 +94,8 @@ async def put_object(req: S3Request) -> Response:
     condition = write_condition(req.headers)
     if condition is not None:  # refuse before a byte is stored
         condition.check(await current_etag(req, req.bucket, req.key))
-    stored = await store_body(req, policy, allow_inline=True)
+    key = sse.for_write(req.headers, policy.encrypt, req.security.sse_master)
+    stored = await store_body(req, policy, allow_inline=True, sealer=key and key.sealer)
     if condition is not None:
         try:
             condition.check(await current_etag(req, req.bucket, req.key), second=True)
@@ -104,21 +109,28 @@ async def put_object(req: S3Request) -> Response:
         etag=stored.etag, last_modified=time.time(), content_type=content_type,
         user_meta=user, headers=headers, checksum=stored.checksum, policy=bucket.policy,
         inline=base64.b64encode(stored.inline).decode() if stored.inline is not None else None,
-        blocks=stored.blocks, tags=tags,
+        blocks=stored.blocks, tags=tags, sse=key.record() if key else {},
     )
     version = await versioning.commit(req, rec, bucket)
     return Response(status_code=200, headers={**_write_headers(rec), **version})
 
 
 def _write_headers(rec: ObjectRecord) -> dict[str, str]:
-    out = {"ETag": f'"{rec.etag}"'}
+    out = {"ETag": f'"{rec.etag}"', **sse_headers(rec)}
     if rec.checksum:
         out[f"x-amz-checksum-{rec.checksum[0].lower()}"] = rec.checksum[1]
     return out
 
 
+def sse_headers(rec: ObjectRecord) -> dict[str, str]:
+    if rec.sse.get("mode") == "C":
+        return {sse.CUSTOMER + "algorithm": sse.AES256, sse.CUSTOMER + "key-MD5": rec.sse["md5"]}
+    return {sse.SSE: sse.AES256} if rec.sse else {}
+
+
 def object_headers(rec: ObjectRecord, checksum_mode: bool) -> dict[str, str]:
     out = {
+        **sse_headers(rec),
         "ETag": f'"{rec.etag}"',
         "Last-Modified": http_date(rec.last_modified),
         "Content-Type": rec.content_type,
@@ -151,7 +163,7 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     first, last = m.group(1), m.group(2)
     if not first:  # suffix: the last N bytes
         n = int(last)
-        if n == 0:
+        if n == 0 or size == 0:  # nothing to take the last bytes of
             raise S3Error("InvalidRange", "The requested range is not satisfiable",
                           ActualObjectSize=str(size))
         return max(size - n, 0), size
@@ -165,13 +177,17 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, end
 
 
-def body_stream(req: S3Request, rec: ObjectRecord, start: int, end: int) -> AsyncIterator[bytes]:
+def body_stream(req: S3Request, rec: ObjectRecord, start: int, end: int,
+                key: sse.ObjectKey | None = None) -> AsyncIterator[bytes]:
+    """Plaintext bytes [start, end); ``key`` is the object's (``sse.for_read``)."""
+    sealer = key.sealer if key else None
     if rec.inline is not None:
         async def one() -> AsyncIterator[bytes]:
-            yield base64.b64decode(rec.inline)[start:end]
+            data = base64.b64decode(rec.inline)
+            yield (sealer.unseal(data) if sealer else data)[start:end]
         return one()
     policy = StoragePolicy.from_dict(rec.policy)
-    return read_range(req.backend, policy, rec.blocks, start, end)
+    return read_range(req.backend, policy, rec.blocks, start, end, sealer)
 
 
 def _part_range(req: S3Request, rec: ObjectRecord) -> tuple[int, int] | None:
@@ -220,6 +236,7 @@ def _read_headers(req: S3Request, rec: ObjectRecord) -> tuple[int, dict[str, str
 async def get_object(req: S3Request) -> Response:
     bucket = await req.catalog.bucket(req.bucket)
     rec = await versioning.read(req)
+    key = sse.for_read(rec.sse, req.headers, req.security.sse_master)
     status, headers = _read_headers(req, rec)
     headers.update(versioning.read_headers(bucket, rec))
     if status == 304:
@@ -236,7 +253,7 @@ async def get_object(req: S3Request) -> Response:
         status = 206
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{rec.size}"
     headers["Content-Length"] = str(end - start)
-    stream = body_stream(req, rec, start, end)
+    stream = body_stream(req, rec, start, end, key)
     # Fetch the first block before answering: an unreadable object gets a clean 503,
     # not a 200 that breaks off.
     first = await anext(stream, b"")
@@ -257,6 +274,7 @@ def _checksum_mode(req: S3Request) -> bool:
 async def head_object(req: S3Request) -> Response:
     bucket = await req.catalog.bucket(req.bucket)
     rec = await versioning.read(req)
+    sse.for_read(rec.sse, req.headers, req.security.sse_master)
     status, headers = _read_headers(req, rec)
     headers.update(versioning.read_headers(bucket, rec))
     if status == 304:

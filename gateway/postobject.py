@@ -34,6 +34,7 @@ from urllib.parse import quote, urlencode
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
+from gateway.access import authorize
 from gateway.blockstore import BlockWriter
 from gateway.errors import S3Error
 from gateway.formdata import Form, FormReader, boundary_of
@@ -57,7 +58,8 @@ def _bad_policy(why: str) -> S3Error:
     return S3Error("InvalidPolicyDocument", f"Invalid Policy: {why}")
 
 
-def verify_signature(req: S3Request, form: Form) -> None:
+async def verify_signature(req: S3Request, form: Form) -> None:
+    """The form's SigV4 policy signature, then the signing key's write permission."""
     f = form.fields
     if "policy" not in f:
         raise S3Error("AccessDenied", "Access Denied")
@@ -70,7 +72,9 @@ def verify_signature(req: S3Request, form: Form) -> None:
         raise S3Error("InvalidArgument", "POST requires x-amz-credential, x-amz-date and "
                       "x-amz-signature fields", ArgumentName="x-amz-credential")
     access_key, date, region = parts[0], parts[1], parts[2]
-    secret = req.secret_for(access_key)
+    keys = req.security.keys
+    await keys.prefetch(access_key)
+    secret = keys.secret_for(access_key)
     if secret is None:
         raise S3Error("InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist "
                       "in our records.", AWSAccessKeyId=access_key)
@@ -79,6 +83,7 @@ def verify_signature(req: S3Request, form: Form) -> None:
         raise S3Error("SignatureDoesNotMatch", "The request signature we calculated does not "
                       "match the signature you provided. Check your key and signing method.",
                       AWSAccessKeyId=access_key)
+    authorize(keys.principal_for(access_key), "PostObject", req.bucket, req.headers)
 
 
 def _policy(form: Form) -> list:
@@ -209,7 +214,7 @@ async def post_object(req: S3Request) -> Response:
     bucket = await req.catalog.bucket(req.bucket)
     reader = FormReader(_raw(req), boundary_of(req.headers.get("content-type", "")))
     form = await reader.read_fields()
-    verify_signature(req, form)
+    await verify_signature(req, form)
     conditions = _policy(form)
     if form.filename is None:
         raise S3Error("IncorrectNumberOfFilesInPostRequest", "POST requires exactly one file "

@@ -134,6 +134,7 @@ class ObjectRecord(Record):
     version_hlc: list | None = None  # creation stamp; None: written unversioned, no v/ record
     delete_marker: bool = False
     tags: dict[str, str] = field(default_factory=dict)
+    sse: dict[str, Any] = field(default_factory=dict)  # wrapped data key (gateway/sse.py)
     deleted: bool = False
     v: int = SCHEMA
 
@@ -170,6 +171,7 @@ class UploadRecord(Record):
     checksum_type: str | None = None  # "COMPOSITE" | "FULL_OBJECT" with an algorithm
     policy: dict[str, Any] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)  # x-amz-tagging, given on creation
+    sse: dict[str, Any] = field(default_factory=dict)  # the parts' wrapped data key
     deleted: bool = False
     v: int = SCHEMA
 

@@ -13,7 +13,7 @@ from gateway.errors import S3Error
 
 # Sub-resources S3 defines that Shoal does not serve yet: each answers 501.
 UNSUPPORTED_SUBRESOURCES = frozenset({
-    "abac", "accelerate", "acl", "analytics", "annotation", "encryption",
+    "abac", "accelerate", "acl", "analytics", "annotation",
     "intelligent-tiering", "inventory", "legal-hold", "lifecycle", "logging",
     "metadataAnnotationTable", "metadataConfiguration", "metadataInventoryTable",
     "metadataJournalTable", "metadataTable", "metrics", "notification", "object-lock",
@@ -21,8 +21,11 @@ UNSUPPORTED_SUBRESOURCES = frozenset({
     "replication", "requestPayment", "restore", "retention", "select", "session",
     "torrent",
 })
-# Bucket configurations kept in the bucket record: ?policy, ?cors, ?website.
-BUCKET_CONFIGS = {"policy": "BucketPolicy", "cors": "BucketCors", "website": "BucketWebsite"}
+# Bucket-only sub-resources: GET/PUT/DELETE ?name on a bucket is {Method}{value}; on a
+# key they answer 501 (never falling through to PutObject/GetObject). A method without
+# a handler (DeleteBucketVersioning) answers 501 from the operation table.
+BUCKET_CONFIGS = {"policy": "BucketPolicy", "cors": "BucketCors", "website": "BucketWebsite",
+                  "encryption": "BucketEncryption", "versioning": "BucketVersioning"}
 
 
 def is_form_upload(method: str, key: str, headers: Mapping[str, str]) -> bool:
@@ -54,8 +57,6 @@ def resolve(method: str, bucket: str, key: str, query: Mapping[str, str],
 
 def _bucket_operation(method: str, query: Mapping[str, str],
                       headers: Mapping[str, str]) -> str | None:
-    if "versioning" in query:
-        return {"GET": "GetBucketVersioning", "PUT": "PutBucketVersioning"}.get(method)
     if "tagging" in query:
         return {"GET": "GetBucketTagging", "PUT": "PutBucketTagging",
                 "DELETE": "DeleteBucketTagging"}.get(method)

@@ -74,6 +74,7 @@ def app_from_env() -> S3App | Listeners:
     name = f"{os.environ['SHOAL_GATEWAY_NAME']}/{os.getpid()}"
     credentials = {os.environ["SHOAL_ACCESS_KEY"]: os.environ["SHOAL_SECRET_KEY"]}
     app = create_app(name, membership, secrets.cluster_secret.encode(), credentials,
+                     os.environ.get("SHOAL_ADMIN_TOKEN") or None,
                      parse_domains(os.environ.get("SHOAL_DOMAIN")))
     website_port = int(os.environ.get("SHOAL_WEBSITE_PORT") or 0)
     if not website_port:

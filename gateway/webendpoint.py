@@ -130,7 +130,7 @@ class WebsiteApp:
                       key: str) -> Response:
         operation = "HeadObject" if request.method == "HEAD" else "GetObject"
         req = S3Request(request, operation, bucket, key, {}, None, self.s3.catalog,
-                        self.s3.backend, request_id)
+                        self.s3.backend, request_id, None, self.s3.security)
         if operation == "HeadObject":
             return await objects.head_object(req)
         return await objects.get_object(req)

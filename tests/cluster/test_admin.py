@@ -14,7 +14,7 @@ BUCKET = "admin"
 
 
 def admin_token(cluster) -> str:
-    return json.loads((cluster.data / "cluster.json").read_text())["cluster_secret"]
+    return json.loads((cluster.data / "cluster.json").read_text())["admin_token"]
 
 
 def admin_get(cluster, path: str, token: str | None = None) -> tuple[int, dict]:

@@ -138,7 +138,7 @@ def load(cluster):
 
 
 def token(cluster) -> str:
-    return json.loads((cluster.data / "cluster.json").read_text())["cluster_secret"]
+    return json.loads((cluster.data / "cluster.json").read_text())["admin_token"]
 
 
 def admin(cluster, path: str, method: str = "GET") -> dict:

@@ -11,7 +11,6 @@ CALLS = {
     "get_bucket_acl": {},
     "put_bucket_acl": {"ACL": "public-read"},
     "get_bucket_lifecycle_configuration": {},
-    "get_bucket_encryption": {},
     "get_bucket_logging": {},
     "get_bucket_notification_configuration": {},
     "get_bucket_replication": {},

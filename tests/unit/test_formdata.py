@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from gateway.errors import S3Error
@@ -50,6 +50,9 @@ def read(raw: bytes, cuts: list[int]) -> tuple[dict[str, str], str | None, bytes
 def test_any_chunking_reads_the_same(data, cuts, value):
     # A file that itself contains most of the delimiter must not be cut short.
     data = data + b"\r\n--" + BOUNDARY[:-1] + data
+    # ...but one that contains the whole delimiter is not a valid body (a client picks a
+    # boundary absent from its data): nothing can read it, so it is not asked.
+    assume(b"\r\n--" + BOUNDARY not in data)
     raw = body({"key": "k/${filename}", "Policy": value}, data)
     fields, filename, got = read(raw, cuts)
     assert fields == {"key": "k/${filename}", "policy": value}

@@ -1,0 +1,54 @@
+"""Request size limits, checked before any handler reads a byte of the body.
+
+* Header section: at most ``MAX_HEADER_BYTES`` (names + values), as S3 (8 KiB for user
+  metadata inside it): RequestHeaderSectionTooLarge. User metadata (``x-amz-meta-*``
+  names and values): at most ``MAX_USER_METADATA`` bytes, as S3: MetadataTooLarge.
+* Operations whose handler reads the whole body into memory (small XML documents) must
+  declare a Content-Length of at most ``xmlio.MAX_XML_BODY``; a larger or undeclared
+  body is refused before it is read, so a client cannot make the gateway buffer it.
+  Object bodies are streamed and bounded by body.MAX_SINGLE_PUT / the part size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from gateway.errors import S3Error
+from gateway.xmlio import MAX_XML_BODY
+
+MAX_HEADER_BYTES = 16 * 1024
+MAX_USER_METADATA = 2 * 1024
+BUFFERED_BODY_OPERATIONS = frozenset({
+    "CreateBucket", "DeleteObjects", "CompleteMultipartUpload", "PutBucketEncryption",
+})
+
+
+def check_headers(headers: Sequence[tuple[bytes, bytes]]) -> None:
+    total = meta = 0
+    for name, value in headers:
+        size = len(name) + len(value)
+        total += size
+        if name.lower().startswith(b"x-amz-meta-"):
+            meta += size - len(b"x-amz-meta-")
+    if total > MAX_HEADER_BYTES:
+        raise S3Error("RequestHeaderSectionTooLarge",
+                      "Your request header section exceeds the maximum allowed size.",
+                      MaxSizeAllowed=str(MAX_HEADER_BYTES))
+    if meta > MAX_USER_METADATA:
+        raise S3Error("MetadataTooLarge", "Your metadata headers exceed the maximum allowed "
+                      "metadata size.", MaxSizeAllowed=str(MAX_USER_METADATA))
+
+
+def check_body(operation: str, headers: Mapping[str, str]) -> None:
+    if operation not in BUFFERED_BODY_OPERATIONS:
+        return
+    length = headers.get("content-length")
+    if length is None:
+        if "transfer-encoding" in headers:
+            raise S3Error("MissingContentLength",
+                          "You must provide the Content-Length HTTP header.")
+        return
+    if not length.isdigit():
+        raise S3Error("InvalidArgument", "Content-Length must be a non-negative integer")
+    if int(length) > MAX_XML_BODY:
+        raise S3Error("MaxMessageLengthExceeded", "Your request was too big.")
