@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 from dataclasses import dataclass
@@ -33,8 +34,28 @@ class Secrets:
                         strict=True))
 
 
+def _ephemeral_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
+    """A port free for TCP and UDP (serf gossips on both), chosen below the kernel's
+    ephemeral range: a port from bind(0) is an ephemeral one, which any outgoing
+    connection may take before the process meant to listen on it gets there."""
+    low, high = 20000, _ephemeral_start()
+    for _ in range(200 if high - low > 1000 else 0):
+        port = random.randrange(low, high)
+        try:
+            with socket.socket() as tcp, socket.socket(type=socket.SOCK_DGRAM) as udp:
+                tcp.bind((host, port))
+                udp.bind((host, port))
+        except OSError:
+            continue
+        return port
+    with socket.socket() as s:  # no room below the ephemeral range: fall back
         s.bind((host, 0))
         return s.getsockname()[1]
 

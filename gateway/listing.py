@@ -69,7 +69,8 @@ async def list_page(req: S3Request, prefix: str, delimiter: str, start: str,
             return Page(entries, False, "")
 
 
-def _params(req: S3Request) -> tuple[str, str, int, bool]:
+def list_params(req: S3Request) -> tuple[str, str, int, bool]:
+    """(prefix, delimiter, max-keys capped at 1000, url encoding) of a listing request."""
     q = req.query
     try:
         max_keys = int(q.get("max-keys", MAX_KEYS))
@@ -107,7 +108,7 @@ def _contents(page: Page, url: bool, owner: bool) -> list:
 
 async def list_objects_v2(req: S3Request) -> Response:
     await req.catalog.bucket(req.bucket)
-    prefix, delimiter, max_keys, url = _params(req)
+    prefix, delimiter, max_keys, url = list_params(req)
     token = req.query.get("continuation-token")
     start = _after(req.query.get("start-after", ""))
     if token is not None:
@@ -138,7 +139,7 @@ async def list_objects_v2(req: S3Request) -> Response:
 
 async def list_objects_v1(req: S3Request) -> Response:
     await req.catalog.bucket(req.bucket)
-    prefix, delimiter, max_keys, url = _params(req)
+    prefix, delimiter, max_keys, url = list_params(req)
     marker = req.query.get("marker", "")
     start = _after(marker)
     if delimiter and marker.endswith(delimiter) and marker.startswith(prefix):

@@ -23,6 +23,7 @@ from urllib.parse import quote
 from starlette.responses import Response
 
 from gateway.errors import S3Error
+from gateway.listing import list_params
 from gateway.records import object_prefix, prefix_end
 from gateway.versioning import (
     NULL,
@@ -125,20 +126,10 @@ async def _starts(req: S3Request, prefix: str, delimiter: str, key_marker: str,
 
 def _params(req: S3Request) -> tuple[str, str, int, bool]:
     q = req.query
-    try:
-        max_keys = int(q.get("max-keys", MAX_KEYS))
-    except ValueError:
-        raise S3Error("InvalidArgument", "Provided max-keys not an integer or within integer "
-                      "range") from None
-    if max_keys < 0:
-        raise S3Error("InvalidArgument", "max-keys must be non-negative")
-    encoding = q.get("encoding-type")
-    if encoding not in (None, "url"):
-        raise S3Error("InvalidArgument", "Invalid Encoding Method specified in Request")
     if q.get("version-id-marker") and not q.get("key-marker"):
         raise S3Error("InvalidArgument", "A version-id marker cannot be specified without a "
                       "key marker.")
-    return q.get("prefix", ""), q.get("delimiter", ""), min(max_keys, MAX_KEYS), bool(encoding)
+    return list_params(req)
 
 
 def _entry(key: str, rec: dict[str, Any], latest: bool, enc: Any) -> Node:

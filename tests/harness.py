@@ -10,7 +10,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,14 +18,13 @@ from pathlib import Path
 import boto3
 from botocore.config import Config
 
+from cluster.membership import Member
+from cluster.metadata import candidates
+from cluster.process import disk_capacity, free_port
+from placement.hrw import owners
+
 ROOT = Path(__file__).resolve().parent.parent
 SHOAL = Path(sys.executable).with_name("shoal")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def cmdlines() -> dict[int, list[str]]:
@@ -40,6 +38,17 @@ def cmdlines() -> dict[int, list[str]]:
             if raw:
                 out[int(entry.name)] = raw.decode(errors="replace").split("\0")[:-1]
     return out
+
+
+def exited(pid: int) -> bool:
+    """True once a process has finished exiting. Its cmdline empties when its memory is
+    released, before its files (and so its RocksDB lock) are closed; only a zombie or a
+    vanished /proc entry means everything is released."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
 
 
 def process_spec(pid: int) -> tuple[list[str], dict[str, str]]:
@@ -126,6 +135,15 @@ class ShoalCluster:
         return [pid for pid, argv in cmdlines().items()
                 if "gateway" in argv and str(self.data) in " ".join(argv)]
 
+    def metadata_owners(self, partition: str) -> list[str]:
+        """A partition's metadata owners, computed by the placement library from the
+        membership `shoal up` creates (node-i in zone z(i mod zones), one disk)."""
+        cap = disk_capacity(self.data)
+        members = [Member(name=f"node-{i + 1}", addr="", status="alive", role="node", api="",
+                          zone=f"z{i % self.zones + 1}", capacity=cap)
+                   for i in range(self.nodes)]
+        return [c.name for c in owners(partition.encode(), candidates(members), 3)]
+
     def signal_node(self, name: str, sig: int) -> None:
         os.kill(self.node_pids()[name], sig)
 
@@ -134,7 +152,7 @@ class ShoalCluster:
         pid = self.node_pids()[name]
         self.killed[name] = process_spec(pid)
         os.kill(pid, sig)
-        wait_until(lambda: name not in self.node_pids(), 10)
+        assert wait_until(lambda: exited(pid), 20), f"{name} (pid {pid}) did not exit"
 
     def restart_node(self, name: str) -> None:
         """Start a killed node again: same command line, same data, same ports."""

@@ -20,10 +20,6 @@ import threading
 import pytest
 from botocore.exceptions import ClientError
 
-from cluster.membership import Member
-from cluster.metadata import candidates
-from cluster.process import disk_capacity
-from placement.hrw import owners
 from tests.harness import wait_healthy
 
 MiB = 1024 * 1024
@@ -47,14 +43,6 @@ def stored(s3):
         s3.put_object(Bucket=BUCKET, Key=key, Body=data)
     return {key: hashlib.sha256(data).hexdigest() for key, data in objects.items()}
 
-
-def metadata_owners(cluster, partition: str) -> list[str]:
-    """The bucket's metadata owners, computed by the placement library from membership."""
-    cap = disk_capacity(cluster.data)
-    members = [Member(name=f"node-{i + 1}", addr="", status="alive", role="node", api="",
-                      zone=f"z{i % cluster.zones + 1}", capacity=cap)
-               for i in range(cluster.nodes)]
-    return [c.name for c in owners(partition.encode(), candidates(members), 3)]
 
 
 @pytest.fixture(scope="module")
@@ -90,8 +78,8 @@ def test_hung_node_costs_a_timeout_not_a_stall(cluster, s3, stored, degraded):
 
 
 def test_two_nodes_killed_reads_and_writes_go_on(cluster, s3, stored, degraded):
-    owner = metadata_owners(cluster, BUCKET)[0]
-    other = next(n for n in cluster.node_pids() if n not in metadata_owners(cluster, BUCKET))
+    owner = cluster.metadata_owners(BUCKET)[0]
+    other = next(n for n in cluster.node_pids() if n not in cluster.metadata_owners(BUCKET))
     cluster.kill_node(owner)
     cluster.kill_node(other)
     read_all(s3, stored)
@@ -109,7 +97,7 @@ def test_two_nodes_killed_reads_and_writes_go_on(cluster, s3, stored, degraded):
 
 
 def test_two_metadata_owners_killed_reads_go_on(cluster, s3, stored, degraded):
-    first, second, _ = metadata_owners(cluster, BUCKET)
+    first, second, _ = cluster.metadata_owners(BUCKET)
     cluster.kill_node(first)
     cluster.kill_node(second)
     read_all(s3, stored)

@@ -14,22 +14,9 @@ import os
 import pytest
 from botocore.exceptions import ClientError
 
-from cluster.membership import Member
-from cluster.metadata import candidates
-from cluster.process import disk_capacity
-from placement.hrw import owners
-
 BUCKET = "versions-under-fault"
 KiB = 1024
 
-
-def metadata_owners(cluster, partition: str) -> list[str]:
-    """The partition's metadata owners, computed by the placement library."""
-    cap = disk_capacity(cluster.data)
-    members = [Member(name=f"node-{i + 1}", addr="", status="alive", role="node", api="",
-                      zone=f"z{i % cluster.zones + 1}", capacity=cap)
-               for i in range(cluster.nodes)]
-    return [c.name for c in owners(partition.encode(), candidates(members), 3)]
 
 
 def listing(s3) -> list[tuple[str, str, bool, bool]]:
@@ -59,7 +46,7 @@ def test_versions_survive_a_metadata_owner_kill(cluster):
                          ("gone", marker, True, True)])
     assert listing(s3) == expected
 
-    victim = metadata_owners(cluster, BUCKET)[0]
+    victim = cluster.metadata_owners(BUCKET)[0]
     cluster.kill_node(victim)
 
     assert listing(s3) == expected
