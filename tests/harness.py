@@ -16,7 +16,9 @@ import time
 from pathlib import Path
 
 import boto3
+import pytest
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from cluster.membership import Member
 from cluster.metadata import candidates
@@ -202,6 +204,14 @@ class ShoalCluster:
         return subprocess.run(["/usr/bin/aws", "--endpoint-url", self.endpoint, *args],
                               env=self.aws_env(), capture_output=True, text=True, check=check,
                               timeout=600)
+
+
+def error_of(call, *args, **kwargs) -> tuple[str, int]:  # noqa: ANN001
+    """(S3 error code, HTTP status) of a boto3 call that must fail."""
+    with pytest.raises(ClientError) as info:
+        call(*args, **kwargs)
+    err = info.value.response
+    return err["Error"]["Code"], err["ResponseMetadata"]["HTTPStatusCode"]
 
 
 def wait_healthy(endpoint: str, nodes: int, timeout: float = 30.0) -> None:

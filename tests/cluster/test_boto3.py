@@ -10,9 +10,8 @@ import boto3
 import pytest
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
-from botocore.exceptions import ClientError
 
-from tests.harness import http
+from tests.harness import error_of, http
 
 MiB = 1024 * 1024
 
@@ -28,11 +27,6 @@ def bucket(s3):
     return "boto"
 
 
-def error_of(call, *args, **kwargs) -> tuple[str, int]:
-    with pytest.raises(ClientError) as info:
-        call(*args, **kwargs)
-    err = info.value.response
-    return err["Error"]["Code"], err["ResponseMetadata"]["HTTPStatusCode"]
 
 
 def test_bucket_lifecycle(s3):

@@ -11,8 +11,7 @@ import pytest
 from awscrt import checksums as crt
 from boto3.s3.transfer import TransferConfig
 
-from tests.harness import http
-from tests.s3.util import error_of
+from tests.harness import error_of, http
 
 MiB = 1024 * 1024
 

@@ -10,8 +10,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.harness import http
-from tests.s3.util import error_doc, error_of
+from tests.harness import error_of, http
+from tests.s3.util import error_doc
 
 MiB = 1024 * 1024
 

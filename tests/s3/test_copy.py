@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.s3.util import error_of
+from tests.harness import error_of
 
 MiB = 1024 * 1024
 

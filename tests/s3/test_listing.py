@@ -10,8 +10,8 @@ from xml.etree import ElementTree
 
 import pytest
 
-from tests.harness import http
-from tests.s3.util import error_of, signed_get
+from tests.harness import error_of, http
+from tests.s3.util import signed_get
 
 NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 MiB = 1024 * 1024

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.harness import error_of
 from tests.s3.signed import signed
 
 
@@ -19,11 +20,6 @@ def bucket(s3):
     return "tags"
 
 
-def error_of(call, **kwargs) -> tuple[str, int]:
-    with pytest.raises(ClientError) as info:
-        call(**kwargs)
-    err = info.value.response
-    return err["Error"]["Code"], err["ResponseMetadata"]["HTTPStatusCode"]
 
 
 def tag_set(**tags: str) -> dict:

@@ -15,8 +15,8 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from tests.harness import ShoalCluster, http
-from tests.s3.util import error_of, signed_get
+from tests.harness import ShoalCluster, error_of, http
+from tests.s3.util import signed_get
 
 DOMAIN = "s3.shoal.test"
 

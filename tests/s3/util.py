@@ -6,14 +6,6 @@ import pytest
 from botocore.exceptions import ClientError
 
 
-def error_of(call, *args, **kwargs) -> tuple[str, int]:  # noqa: ANN001
-    """(S3 error code, HTTP status) of a call that must fail."""
-    with pytest.raises(ClientError) as info:
-        call(*args, **kwargs)
-    err = info.value.response
-    return err["Error"]["Code"], err["ResponseMetadata"]["HTTPStatusCode"]
-
-
 def error_doc(call, *args, **kwargs) -> dict:  # noqa: ANN001
     """The parsed error (Code, Message and S3's extra fields) of a call that must fail."""
     with pytest.raises(ClientError) as info:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import boto3
 import pytest
 from botocore.config import Config
-from botocore.exceptions import ClientError
 
 from gateway.adminclient import AdminClient, locate
 from tests.harness import ShoalCluster
@@ -32,8 +31,3 @@ def s3_as(cluster: ShoalCluster, access_key: str, secret_key: str):  # noqa: ANN
                       signature_version="s3v4"))
 
 
-def error_of(call, *args, **kwargs) -> tuple[str, int]:  # noqa: ANN001
-    with pytest.raises(ClientError) as info:
-        call(*args, **kwargs)
-    err = info.value.response
-    return err["Error"]["Code"], err["ResponseMetadata"]["HTTPStatusCode"]

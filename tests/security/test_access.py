@@ -16,8 +16,8 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from gateway.access import REQUIRED
-from tests.harness import SHOAL, http
-from tests.security.conftest import admin_of, error_of, s3_as
+from tests.harness import SHOAL, error_of, http
+from tests.security.conftest import admin_of, s3_as
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from boto3.s3.transfer import TransferConfig
 
-from tests.security.conftest import admin_of, error_of
+from tests.harness import error_of
+from tests.security.conftest import admin_of
 
 MiB = 1024 * 1024
 MARKER = b"SHOAL-PLAINTEXT-MARKER-7f3a9c"  # written only to encrypted objects

@@ -14,8 +14,8 @@ import os
 from botocore.exceptions import ClientError
 
 from cluster.nodeauth import content_hash, sign
-from tests.harness import cmdlines, http
-from tests.security.conftest import admin_of, error_of, s3_as
+from tests.harness import cmdlines, error_of, http
+from tests.security.conftest import admin_of, s3_as
 
 
 def test_no_secret_reaches_a_log_file_or_a_command_line(small_cluster):

@@ -11,8 +11,8 @@ import os
 import pytest
 
 from gateway.adminclient import AdminCallError
-from tests.harness import ShoalCluster, wait_until
-from tests.security.conftest import admin_of, error_of
+from tests.harness import ShoalCluster, error_of, wait_until
+from tests.security.conftest import admin_of
 
 MiB = 1024 * 1024
 
