@@ -12,14 +12,12 @@ check, the handler and the CORS decoration of one request share one quorum read.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from functools import lru_cache
-from typing import Any
 
 from starlette.requests import Request
 
 from gateway.catalog import Catalog
-from gateway.records import BUCKETS, BucketRecord, bucket_key
+from gateway.records import BucketRecord
 
 
 async def cached_bucket(catalog: Catalog, request: Request, name: str) -> BucketRecord:
@@ -29,16 +27,6 @@ async def cached_bucket(catalog: Catalog, request: Request, name: str) -> Bucket
         memo[name] = await catalog.bucket(name)
         request.state.shoal_buckets = memo
     return memo[name]
-
-
-async def update_bucket(catalog: Catalog, name: str,
-                        change: Callable[[BucketRecord], Any]) -> BucketRecord:
-    """Read the bucket (quorum), apply ``change`` to the record, write it back (W owners)."""
-    rec = await catalog.bucket(name)
-    change(rec)
-    rec.hlc = catalog.stamp()
-    await catalog.put(BUCKETS, [(bucket_key(name), rec.to_dict())])
-    return rec
 
 
 async def read_small_body(request: Request, limit: int, too_large: Exception) -> bytes:

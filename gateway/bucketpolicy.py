@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.bucketconfig import cached_bucket, read_small_body, update_bucket, wildcard_match
+from gateway.bucketconfig import cached_bucket, read_small_body, wildcard_match
 from gateway.catalog import Catalog
 from gateway.errors import S3Error
 
@@ -205,10 +205,7 @@ async def put_policy(req: S3Request) -> Response:
         raise malformed("Policies must be valid JSON and the first byte must be '{'") from None
     parse_policy(text, req.bucket)
 
-    def change(rec: Any) -> None:
-        rec.access_policy = text
-
-    await update_bucket(req.catalog, req.bucket, change)
+    await req.catalog.update_bucket(req.bucket, access_policy=text)
     return Response(status_code=204)
 
 
@@ -221,8 +218,5 @@ async def get_policy(req: S3Request) -> Response:
 
 
 async def delete_policy(req: S3Request) -> Response:
-    def change(rec: Any) -> None:
-        rec.access_policy = ""
-
-    await update_bucket(req.catalog, req.bucket, change)
+    await req.catalog.update_bucket(req.bucket, access_policy="")
     return Response(status_code=204)

@@ -103,6 +103,21 @@ class Catalog:
         await self.put(BUCKETS, [(bucket_key(name), rec.to_dict())])
         return rec
 
+    async def update_bucket(self, name: str, **fields: Any) -> BucketRecord:
+        """Set ``fields`` of a bucket's record: a quorum read, then a stamped write (last
+        writer wins between concurrent changes). This gateway's bucket cache takes the new
+        record at once, so its next request sees the change."""
+        self._buckets.pop(name, None)
+        rec = await self.bucket(name)
+        for field_name, value in fields.items():
+            if not hasattr(rec, field_name):
+                raise AttributeError(f"bucket records have no field {field_name!r}")
+            setattr(rec, field_name, value)
+        rec.hlc = self.stamp()
+        await self.put(BUCKETS, [(bucket_key(name), rec.to_dict())])
+        self._buckets[name] = (time.monotonic() + BUCKET_TTL, rec)
+        return rec
+
     async def delete_bucket(self, name: str) -> None:
         await self.bucket(name)
         for prefix in (object_prefix(name), f"u/{name}/", f"v/{name}/"):  # v/: versions

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.bucketconfig import cached_bucket, read_small_body, update_bucket, wildcard_match
+from gateway.bucketconfig import cached_bucket, read_small_body, wildcard_match
 from gateway.catalog import Catalog
 from gateway.errors import S3Error
 from gateway.xmlio import MAX_XML_BODY, child_text, parse_xml, xml_response
@@ -165,10 +165,7 @@ async def preflight(req: S3Request) -> Response:
 async def put_cors(req: S3Request) -> Response:
     rules = parse_cors(await read_small_body(req.request, MAX_XML_BODY, _malformed()))
 
-    def change(rec: Any) -> None:
-        rec.cors = rules
-
-    await update_bucket(req.catalog, req.bucket, change)
+    await req.catalog.update_bucket(req.bucket, cors=rules)
     return Response(status_code=200)
 
 
@@ -191,8 +188,5 @@ async def get_cors(req: S3Request) -> Response:
 
 
 async def delete_cors(req: S3Request) -> Response:
-    def change(rec: Any) -> None:
-        rec.cors = []
-
-    await update_bucket(req.catalog, req.bucket, change)
+    await req.catalog.update_bucket(req.bucket, cors=[])
     return Response(status_code=204)

@@ -14,7 +14,6 @@ from starlette.responses import Response
 
 from gateway import sse
 from gateway.errors import S3Error
-from gateway.records import BUCKETS, bucket_key
 from gateway.xmlio import child_text, parse_xml, xml_response
 
 if TYPE_CHECKING:
@@ -40,9 +39,7 @@ def parse_encryption_config(body: bytes) -> str:
 
 async def _set_encrypt(req: S3Request, encrypt: bool) -> None:
     bucket = await req.catalog.bucket(req.bucket)
-    bucket.policy = {**bucket.policy, "encrypt": encrypt}
-    bucket.hlc = req.catalog.stamp()
-    await req.catalog.put(BUCKETS, [(bucket_key(req.bucket), bucket.to_dict())])
+    await req.catalog.update_bucket(req.bucket, policy={**bucket.policy, "encrypt": encrypt})
 
 
 async def put_bucket_encryption(req: S3Request) -> Response:

@@ -23,7 +23,7 @@ from starlette.responses import Response
 
 from gateway import versioning
 from gateway.errors import S3Error
-from gateway.records import BUCKETS, BucketRecord, bucket_key
+from gateway.records import BucketRecord
 from gateway.xmlio import Node, child_text, parse_xml, xml_response
 
 if TYPE_CHECKING:
@@ -140,9 +140,7 @@ async def delete_object_tagging(req: S3Request) -> Response:
 
 
 async def _set_bucket_tags(req: S3Request, tags: dict[str, str]) -> None:
-    bucket = await req.catalog.bucket(req.bucket)
-    bucket.tags, bucket.hlc = tags, req.catalog.stamp()
-    await req.catalog.put(BUCKETS, [(bucket_key(bucket.name), bucket.to_dict())])
+    await req.catalog.update_bucket(req.bucket, tags=tags)
 
 
 async def put_bucket_tagging(req: S3Request) -> Response:

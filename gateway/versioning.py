@@ -47,11 +47,9 @@ from starlette.responses import Response
 from gateway.catalog import Catalog
 from gateway.errors import S3Error
 from gateway.records import (
-    BUCKETS,
     SCHEMA,
     BucketRecord,
     ObjectRecord,
-    bucket_key,
     object_key,
     prefix_end,
 )
@@ -380,8 +378,7 @@ async def put_bucket_versioning(req: S3Request) -> Response:
     if mfa == "Enabled" or "x-amz-mfa" in req.headers:
         raise S3Error("NotImplemented", "MFA Delete is not supported by Shoal")
     if status is not None and status != bucket.versioning:
-        bucket.versioning, bucket.hlc = status, req.catalog.stamp()
-        await req.catalog.put(BUCKETS, [(bucket_key(bucket.name), bucket.to_dict())])
+        await req.catalog.update_bucket(req.bucket, versioning=status)
     return Response(status_code=200)
 
 

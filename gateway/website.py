@@ -7,11 +7,11 @@ RoutingRules answer 501 NotImplemented rather than being stored and ignored.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from starlette.responses import Response
 
-from gateway.bucketconfig import read_small_body, update_bucket
+from gateway.bucketconfig import read_small_body
 from gateway.errors import S3Error
 from gateway.xmlio import MAX_XML_BODY, child_text, parse_xml, xml_response
 
@@ -62,10 +62,7 @@ def index_key(config: dict[str, str], key: str) -> str:
 async def put_website(req: S3Request) -> Response:
     config = parse_website(await read_small_body(req.request, MAX_XML_BODY, _malformed()))
 
-    def change(rec: Any) -> None:
-        rec.website = config
-
-    await update_bucket(req.catalog, req.bucket, change)
+    await req.catalog.update_bucket(req.bucket, website=config)
     return Response(status_code=200)
 
 
@@ -81,8 +78,5 @@ async def get_website(req: S3Request) -> Response:
 
 
 async def delete_website(req: S3Request) -> Response:
-    def change(rec: Any) -> None:
-        rec.website = {}
-
-    await update_bucket(req.catalog, req.bucket, change)
+    await req.catalog.update_bucket(req.bucket, website={})
     return Response(status_code=204)

@@ -325,3 +325,15 @@ def test_concurrent_puts_all_become_versions(s3, cluster):
     assert sorted(v for _, v, _, _ in listed) == sorted(ids) and len(set(ids)) == 8
     assert [latest for _, _, latest, _ in listed] == [True] + [False] * 7
     assert s3.get_object(Bucket=bucket, Key="hot")["VersionId"] == listed[0][1]
+
+
+def test_a_bucket_change_is_seen_by_the_next_request_on_the_same_gateway(s3):
+    """The gateway caches bucket records briefly; its own changes must not wait for that."""
+    s3.create_bucket(Bucket="turned-on")
+    s3.put_object(Bucket="turned-on", Key="before", Body=b"x")  # the record is cached now
+    s3.put_bucket_versioning(Bucket="turned-on",
+                             VersioningConfiguration={"Status": "Enabled"})
+    put = s3.put_object(Bucket="turned-on", Key="after", Body=b"y")
+    assert put.get("VersionId") not in (None, "null")
+    s3.put_bucket_tagging(Bucket="turned-on", Tagging={"TagSet": [{"Key": "k", "Value": "v"}]})
+    assert s3.get_bucket_tagging(Bucket="turned-on")["TagSet"] == [{"Key": "k", "Value": "v"}]
