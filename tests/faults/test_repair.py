@@ -325,14 +325,27 @@ def node_apis(cluster) -> dict[str, str]:
     return apis
 
 
+def open_stopped_db(path) -> rocksdict.Rdict:  # noqa: ANN001
+    """A killed node's RocksDB; its lock can outlive the process for a moment on a busy
+    machine, so keep trying (bounded) rather than fail on the first attempt."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return rocksdict.Rdict(str(path), rocksdict.Options(raw_mode=True), column_families={
+                "shards": rocksdict.Options(raw_mode=True),
+                "meta": rocksdict.Options(raw_mode=True)})
+        except Exception as err:  # rocksdict raises a plain Exception for a held lock
+            if "lock" not in str(err).lower() or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def test_corrupt_shard_on_disk_is_scrubbed_and_rebuilt(cluster, load):
     report = admin(cluster, f"objects/{BUCKET}/seed/multi")
     slot = report["blocks"][0]["slots"][1]
     name, shard_id = slot["node"], f"{report['blocks'][0]['id']}.{slot['slot']}"
     cluster.kill_node(name)
-    opts = rocksdict.Options(raw_mode=True)
-    db = rocksdict.Rdict(str(cluster.data / name / "db"), opts, column_families={
-        "shards": rocksdict.Options(raw_mode=True), "meta": rocksdict.Options(raw_mode=True)})
+    db = open_stopped_db(cluster.data / name / "db")
     shards = db.get_column_family("shards")
     value = bytearray(shards[shard_id.encode()])
     value[100] ^= 0xFF  # a flipped byte in the shard body, the stored hash unchanged
