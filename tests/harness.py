@@ -157,8 +157,16 @@ class ShoalCluster:
         assert wait_until(lambda: exited(pid), 20), f"{name} (pid {pid}) did not exit"
 
     def restart_node(self, name: str) -> None:
-        """Start a killed node again: same command line, same data, same ports."""
-        self.respawn(self.killed.pop(name))
+        """Start a killed node again: same command line, same data, same ports; returns
+        once its node API answers (gossip may still show the old incarnation alive, so
+        `wait_healthy` alone can return while the node is still opening RocksDB)."""
+        spec = self.killed.pop(name)
+        self.respawn(spec)
+        argv, env = spec
+        port = argv[argv.index("--api-port") + 1] if "--api-port" in argv else env["SHOAL_API_PORT"]
+        secret = env["SHOAL_CLUSTER_SECRET"].encode()
+        assert wait_until(lambda: node_answers(f"http://127.0.0.1:{port}", secret), 60), \
+            f"{name} did not answer on port {port}"
 
     def respawn(self, spec: tuple[list[str], dict[str, str]]) -> None:
         argv, env = spec
@@ -227,6 +235,21 @@ def wait_healthy(endpoint: str, nodes: int, timeout: float = 30.0) -> None:
             pass
         time.sleep(0.1)
     raise RuntimeError(f"{endpoint} did not see {nodes} alive nodes")
+
+
+def node_answers(api: str, secret: bytes) -> bool:
+    """Whether a storage node's API answers a signed health call."""
+    import urllib.request
+
+    from cluster.nodeauth import content_hash, sign
+
+    req = urllib.request.Request(api + "/health", headers=sign(secret, "GET", "/health",
+                                                               content_hash(b"")))
+    try:
+        with urllib.request.urlopen(req, timeout=1) as r:
+            return r.status == 200
+    except OSError:
+        return False
 
 
 def wait_until(predicate, timeout: float, interval: float = 0.2) -> bool:  # noqa: ANN001
