@@ -52,7 +52,9 @@ _BACKOFF_MAX = 5.0
 @dataclass(frozen=True)
 class Member:
     """One serf member. ``addr`` is its gossip address ``host:port``; ``status`` is
-    serf's: alive | failed | left | leaving. Missing tags read as "" (capacity 0)."""
+    serf's: alive | failed | left | leaving. Missing tags read as "" (capacity 0).
+    ``draining`` (tag ``drain=1``, set by `shoal node drain`): the node still serves what
+    it holds but takes no new shards and owns no metadata partitions."""
 
     name: str
     addr: str
@@ -61,6 +63,7 @@ class Member:
     api: str
     zone: str
     capacity: int
+    draining: bool = False
 
 
 def _text(value: Any) -> str:
@@ -95,6 +98,7 @@ def member_from_serf(raw: dict[str, Any]) -> Member:
         api=tags.get("api", ""),
         zone=tags.get("zone", ""),
         capacity=capacity,
+        draining=tags.get("drain") == "1",
     )
 
 

@@ -2,9 +2,14 @@
 
 Metadata is partitioned (by bucket; bucket records themselves in one partition). A
 partition's owners are the top ``R`` nodes by rendezvous hash over every node that has
-not *left* the cluster: a failed node stays an owner, so a crash never silently moves a
-partition to a node that has none of its data (moving data on membership change is the
-handoff's job, not the read path's).
+not *left* the cluster and is not being drained: a failed node stays an owner, so a crash
+never silently moves a partition to a node that has none of its data (moving data on
+membership change is the handoff's job, not the read path's).
+
+A draining node that would otherwise own the partition is its *handoff* owner until it
+leaves: writes reach it too (in the background, not counted for W) and reads fall back to
+it when the owners cannot make R_q -- so nothing it holds is out of reach while its
+anti-entropy pushes the partition to the new owners (cluster/antientropy.py).
 
 Consistency contract (see docs/architecture.md):
 
@@ -62,23 +67,33 @@ class MetadataReplicator:
         self.membership = membership
         self.r, self.w, self.rq = r, w, rq
         self._background: set[asyncio.Task] = set()
-        self._owners: dict[tuple[str, int], list[Member]] = {}
+        self._owners: dict[tuple[str, int], tuple[list[Member], list[Member]]] = {}
 
     def owners(self, partition: str) -> list[Member]:
+        return list(self._placed(partition)[0])
+
+    def handoff(self, partition: str) -> list[Member]:
+        """Draining nodes that owned the partition before their drain began."""
+        return list(self._placed(partition)[1])
+
+    def _placed(self, partition: str) -> tuple[list[Member], list[Member]]:
         key = (partition, self.membership.version)  # a new view invalidates every entry
         cached = self._owners.get(key)
         if cached is not None:
-            return list(cached)
+            return cached
         nodes = [m for m in self.membership.members()
                  if m.role == "node" and m.status != "left"]
         by_name = {m.name: m for m in nodes}
-        if not nodes:
+        active = [m for m in nodes if not m.draining]
+        if not active:
             raise QuorumError("no storage nodes in the cluster")
-        picked = [by_name[c.name] for c in owners(partition.encode(), candidates(nodes), self.r)]
+        picked = [by_name[c.name] for c in owners(partition.encode(), candidates(active), self.r)]
+        before = owners(partition.encode(), candidates(nodes), self.r)
+        handoff = [by_name[c.name] for c in before if by_name[c.name].draining]
         if len(self._owners) > 4096:
             self._owners.clear()
-        self._owners[key] = picked
-        return list(picked)
+        self._owners[key] = (picked, handoff)
+        return picked, handoff
 
     def _quorums(self, n_owners: int) -> tuple[int, int]:
         # A cluster smaller than R keeps the same overlap rule on what it has.
@@ -98,6 +113,8 @@ class MetadataReplicator:
         """Write ``items`` (already stamped) to the partition's owners; returns at W acks."""
         targets = self.owners(partition)
         need, _ = self._quorums(len(targets))
+        for m in self.handoff(partition):
+            self._spawn(_quietly(self.client.meta_put(m.api, items)))
         tasks = [asyncio.ensure_future(self.client.meta_put(m.api, items)) for m in targets]
         acked = 0
         for fut in asyncio.as_completed(tasks):
@@ -161,6 +178,7 @@ class MetadataReplicator:
         targets = self.owners(partition)
         _, need = self._quorums(len(targets))
         waiting = sorted(targets, key=lambda m: self.client.is_down(m.api))
+        waiting += self.handoff(partition)  # asked only when owners fail to answer
         tasks: dict[asyncio.Future, Member] = {}
         results: list[tuple[Member, Any]] = []
 

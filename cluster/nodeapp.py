@@ -21,7 +21,8 @@ Routes (JSON bodies, stdlib json):
 * ``POST /meta/digests`` {"bounds": [k0, ..., kn]} -> {"digests": [[count, hex], ...]} per
   [k_i, k_i+1) (the last bound may be "": unbounded); anti-entropy compares these.
 * ``GET /admin/status`` -> the node's background work (repair, scrub, gc, anti-entropy);
-  ``POST /admin/run`` {"task"} starts a pass now.
+  ``POST /admin/run`` {"task"} starts a pass now; ``POST /admin/drain`` begins draining
+  this node (cluster/drain.py) and answers its drain status.
 
 Every operation is idempotent (puts of the same shard or record, deletes), which is what
 lets the client retry on a dropped keep-alive connection.
@@ -243,6 +244,15 @@ def create_node_app(store: NodeStore, secret: bytes, name: str, zone: str,
             raise BadRequest(str(exc)) from None
         return JSONResponse({"started": doc.get("task")})
 
+    async def admin_drain(request: Request) -> Response:
+        await verified_body(request)
+        if background is None:
+            return JSONResponse({"error": "no background work on this node"}, 404)
+        try:
+            return JSONResponse(await background.begin_drain())
+        except RuntimeError as exc:
+            return JSONResponse({"error": str(exc)}, 503)
+
     async def forbidden(request: Request, exc: Exception) -> Response:
         return JSONResponse({"error": "forbidden", "reason": str(exc)}, 403)
 
@@ -265,6 +275,7 @@ def create_node_app(store: NodeStore, secret: bytes, name: str, zone: str,
             Route("/meta/digests", meta_digests, methods=["POST"]),
             Route("/admin/status", admin_status, methods=["GET"]),
             Route("/admin/run", admin_run, methods=["POST"]),
+            Route("/admin/drain", admin_drain, methods=["POST"]),
             Route("/shards/{shard_id}", put_shard, methods=["PUT"]),
             Route("/shards/{shard_id}", get_shard, methods=["GET"]),
             Route("/meta/put", meta_put, methods=["POST"]),

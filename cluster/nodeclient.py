@@ -260,5 +260,9 @@ class NodeClient:
         return json.loads(data)
 
     async def admin_run(self, api: str, task: str) -> None:
-        """Ask the node to start a pass of ``task`` now (repair, scrub, gc, sync)."""
+        """Ask the node to start a pass of ``task`` now (see cluster.nodework.TASKS)."""
         await self._json(api, "/admin/run", {"task": task})
+
+    async def admin_drain(self, api: str) -> dict:
+        """Begin draining the node; its drain status (see cluster.drain)."""
+        return await self._json(api, "/admin/drain", {})

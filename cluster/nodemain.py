@@ -19,6 +19,7 @@ from pathlib import Path
 import uvicorn
 import uvloop
 
+from cluster.drain import MARKER as DRAIN_MARKER
 from cluster.membership import Membership
 from cluster.nodeapp import create_node_app
 from cluster.nodework import NodeWork, WorkConfig
@@ -62,7 +63,8 @@ def run_node(opts: NodeOptions) -> None:
     name, zone = node_identity(opts.data, opts.name, opts.zone)
     api = opts.advertise_api or f"http://{_advertised_host(opts.api_host)}:{opts.api_port}"
     store = NodeStore(opts.data / "db")
-    work = NodeWork(name, store, secrets.cluster_secret.encode(), WorkConfig.from_env())
+    work = NodeWork(name, store, secrets.cluster_secret.encode(), WorkConfig.from_env(),
+                    opts.data)
     app = create_node_app(store, secrets.cluster_secret.encode(), name, zone, background=work)
     config = uvicorn.Config(app, host=opts.api_host, port=opts.api_port, loop="uvloop",
                             http="httptools", log_level="warning", timeout_keep_alive=30,
@@ -70,6 +72,8 @@ def run_node(opts: NodeOptions) -> None:
     server = uvicorn.Server(config)
     tags = {"role": "node", "api": api, "zone": zone,
             "capacity": str(opts.capacity or disk_capacity(opts.data))}
+    if (opts.data / DRAIN_MARKER).exists():
+        tags["drain"] = "1"  # a drain survives a restart: never take new data again
     rpc_host, rpc_port = split_hostport(opts.serf_rpc)
     membership = Membership(rpc_host, rpc_port, secrets.rpc_token)
     # uvicorn's loop="uvloop" only applies when uvicorn owns the loop; here we do.
@@ -87,6 +91,7 @@ async def _serve(server: uvicorn.Server, start_agent: object, work: NodeWork,
                  membership: Membership) -> None:
     agent: SerfAgent | None = None
     working = False
+    leave = False
     task = asyncio.ensure_future(server.serve())
     while not server.started and not task.done():
         await asyncio.sleep(0.02)
@@ -97,7 +102,16 @@ async def _serve(server: uvicorn.Server, start_agent: object, work: NodeWork,
             agent = start_agent()  # type: ignore[operator]
             log.info("node serving; serf agent pid %s", agent.pid)
             await asyncio.to_thread(membership.start)
-            work.attach(membership)
+
+            async def set_tags(tags: dict[str, str]) -> None:
+                await asyncio.to_thread(agent.set_tags, tags)
+
+            def drained() -> None:
+                nonlocal leave
+                leave = True  # a graceful serf leave: peers see "left" at once
+                server.should_exit = True
+
+            work.attach(membership, set_tags, drained)
             await work.start()
             working = True
         await task
@@ -106,4 +120,4 @@ async def _serve(server: uvicorn.Server, start_agent: object, work: NodeWork,
             await work.stop()
             membership.stop()
         if agent is not None:
-            agent.stop(leave=False)
+            agent.stop(leave=leave)

@@ -1,4 +1,5 @@
-"""A storage node's background work: repair, scrub, garbage collection, metadata sync.
+"""A storage node's background work: repair, rebalance, scrub, garbage collection,
+metadata sync, and watching its own drain.
 
 Each task runs in the node's event loop as one loop: a pass, then a wait of its interval
 (or until ``run_now`` or a membership change wakes it). Passes of one task never
@@ -12,6 +13,10 @@ overlap. Settings come from the environment (seconds and MB/s; tests set them sm
     SHOAL_GC_GRACE         21600   an orphan shard younger than this is never deleted
     SHOAL_GC_INTERVAL      3600    seconds between garbage-collection passes
     SHOAL_SYNC_INTERVAL    30      seconds between anti-entropy passes
+    SHOAL_REBALANCE_INTERVAL 0     seconds between rebalance passes (0: only when asked,
+                                   by `shoal rebalance`)
+
+A drain (cluster/drain.py) is watched every DRAIN_INTERVAL seconds once it has begun.
 """
 
 from __future__ import annotations
@@ -19,9 +24,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, fields
+from pathlib import Path
 
 from cluster.antientropy import AntiEntropy
+from cluster.drain import Drainer
 from cluster.gc import Collector
 from cluster.membership import Membership
 from cluster.metadata import MetadataReplicator
@@ -35,7 +43,8 @@ from cluster.store import NodeStore
 log = logging.getLogger(__name__)
 
 MB = 1_000_000
-TASKS = ("repair", "scrub", "gc", "sync")
+TASKS = ("repair", "rebalance", "scrub", "gc", "sync", "drain")
+DRAIN_INTERVAL = 3.0
 
 
 @dataclass
@@ -48,6 +57,7 @@ class WorkConfig:
     gc_grace: float = 21600.0
     gc_interval: float = 3600.0
     sync_interval: float = 30.0
+    rebalance_interval: float = 0.0
 
     @classmethod
     def from_env(cls) -> WorkConfig:
@@ -62,8 +72,10 @@ class WorkConfig:
 class NodeWork:
     """Owns the background tasks of one node; ``attach`` then ``start`` in the loop."""
 
-    def __init__(self, name: str, store: NodeStore, secret: bytes, config: WorkConfig) -> None:
+    def __init__(self, name: str, store: NodeStore, secret: bytes, config: WorkConfig,
+                 data: Path) -> None:
         self.name = name
+        self.data = data
         self.store = store
         self.config = config
         self.client = NodeClient(secret)
@@ -73,17 +85,26 @@ class NodeWork:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.tasks: dict = {}
 
-    def attach(self, membership: Membership) -> None:
+    def attach(self, membership: Membership,
+               set_tags: Callable[[dict[str, str]], Awaitable[None]] | None = None,
+               on_drained: Callable[[], None] | None = None) -> None:
+        """Create the tasks; ``set_tags`` changes this node's serf tags, ``on_drained``
+        makes it leave the cluster and exit once a drain is complete."""
         self.membership = membership
         members = membership.members
         meta = MetadataReplicator(self.client, membership)
         self.failures = FailureClock(self.config.repair_deadline)
+        pacer = Pacer(self.config.repair_rate * MB)  # repair and rebalance share the rate
+        sync = AntiEntropy(self.name, self.store, self.client, meta, members)
         self.tasks = {
-            "repair": Repairer(self.name, self.client, meta, members, self.failures,
-                               Pacer(self.config.repair_rate * MB)),
+            "repair": Repairer(self.name, self.client, meta, members, self.failures, pacer),
+            "rebalance": Repairer(self.name, self.client, meta, members, self.failures, pacer,
+                                  rebalance=True),
             "scrub": Scrubber(self.store, Pacer(self.config.scrub_rate * MB)),
             "gc": Collector(self.name, self.store, meta, self.config.gc_grace),
-            "sync": AntiEntropy(self.name, self.store, self.client, meta, members),
+            "sync": sync,
+            "drain": Drainer(self.name, self.data, self.client, meta, members, sync.status,
+                             set_tags, on_drained),
         }
         membership.on_change(self._membership_changed)
 
@@ -92,7 +113,9 @@ class NodeWork:
         self.failures.observe(self.membership.members() if self.membership else [])
         await self.client.start()
         intervals = {"repair": self.config.repair_interval, "scrub": self.config.scrub_interval,
-                     "gc": self.config.gc_interval, "sync": self.config.sync_interval}
+                     "gc": self.config.gc_interval, "sync": self.config.sync_interval,
+                     "rebalance": self.config.rebalance_interval or None,
+                     "drain": DRAIN_INTERVAL}
         for name, interval in intervals.items():
             # A (re)started node syncs metadata at once: it may have missed writes.
             first = 1.0 if name == "sync" else interval
@@ -108,6 +131,14 @@ class NodeWork:
         out = {name: task.status() for name, task in self.tasks.items()}
         return {"name": self.name, **out,
                 "config": {f.name: getattr(self.config, f.name) for f in fields(self.config)}}
+
+    async def begin_drain(self) -> dict:
+        if "drain" not in self.tasks:
+            raise RuntimeError("the node is still starting")
+        drainer: Drainer = self.tasks["drain"]
+        await drainer.begin()
+        self.run_now("repair")
+        return drainer.status()
 
     def run_now(self, task: object) -> None:
         if task not in self._events:
@@ -125,7 +156,8 @@ class NodeWork:
         loop.call_soon_threadsafe(
             loop.call_later, self.config.repair_deadline + 1.0, self._events["repair"].set)
 
-    async def _run(self, name: str, interval: float, first: float) -> None:
+    async def _run(self, name: str, interval: float | None, first: float | None) -> None:
+        """Passes of one task; ``interval`` None: only when asked (``run_now``)."""
         event = self._events[name]
         wait = first
         while True:

@@ -74,13 +74,20 @@ def disk_capacity(path: Path) -> int:
 
 def start_serf(name: str, data: Path, bind: str, rpc: str, join: list[str],
                tags: dict[str, str], secrets: Secrets) -> SerfAgent:
-    """Start this process's own serf agent (a child that dies with us)."""
+    """Start this process's own serf agent (a child that dies with us).
+
+    SHOAL_FAILED_TIMEOUT (seconds, default 3600; the same on every process): how long
+    gossip keeps a failed node before it forgets (reaps) it. A forgotten node stops
+    owning metadata partitions -- they re-home to the next owners by rendezvous hash,
+    which pull them from the surviving owners -- and rejoins as new if it comes back.
+    """
     host, _ = split_hostport(bind)
     advertise = f"{own_address()}:{split_hostport(bind)[1]}" if host == "0.0.0.0" else None
+    forget = float(os.environ.get("SHOAL_FAILED_TIMEOUT") or 3600)
     agent = SerfAgent(SerfConfig(
         node_name=name, bind=bind, rpc_addr=rpc, tags=tags, encrypt_key=secrets.gossip_key,
         rpc_auth=secrets.rpc_token, join=[j for j in join if j], data_dir=data / "serf",
-        advertise=advertise,
+        advertise=advertise, reconnect_timeout=f"{forget:g}s",
     ))
     agent.start()
     return agent

@@ -13,7 +13,14 @@ hash check per node, see cluster.shardhealth); for each block with slots to repa
 (``empty``, ``missing``, ``corrupt``, ``doubled``, ``lost`` -- a node that left or stayed
 failed past the deadline -- or a zone spread to widen) fetch k good shards, decode,
 re-encode, and write the needed shards to new distinct nodes, least-used zone first.
-Slots on a node that is down but within the deadline are left alone.
+Slots on a node that is down but within the deadline are left alone. A slot on a
+*draining* node (`shoal node drain`) is copied as is to its new node, no decoding; new
+homes keep a zoned bucket's promise (at most m shards per zone).
+
+Rebalance (`shoal rebalance`, a pass of a Repairer made with ``rebalance=True``): a
+block that is otherwise at full redundancy but whose node *set* is not the one placement
+picks on the current members has the shards on the wrong nodes copied to the right ones
+(cluster.shardhealth.misplaced) -- the paced move that evens out old data after a join.
 
 Record update: after the shards are durable, the record is re-read by quorum and
 rewritten only if its hlc is unchanged (else a client overwrote or deleted it: skip; the
@@ -39,9 +46,18 @@ from collections.abc import Callable
 from cluster.layout import bucket_ranges
 from cluster.membership import Member
 from cluster.metadata import MetadataReplicator, QuorumError, candidates
+from cluster.nodeauth import content_hash_async
 from cluster.nodeclient import NodeClient, NodeUnavailable, ShardMissing
 from cluster.pacing import Pacer
-from cluster.shardhealth import BlockHealth, FailureClock, assess_block, pick_targets, probe_block
+from cluster.shardhealth import (
+    BlockHealth,
+    FailureClock,
+    SlotHealth,
+    assess_block,
+    misplaced,
+    pick_targets,
+    probe_block,
+)
 from cluster.walk import bucket_names, live_records
 from placement.codec import NotEnoughShards, codec_for, shard_hash
 from placement.policy import StoragePolicy
@@ -61,8 +77,9 @@ def _rebuild(policy: StoragePolicy, shards: dict[int, bytes], size: int
 class Repairer:
     def __init__(self, name: str, client: NodeClient, meta: MetadataReplicator,
                  members: Callable[[], list[Member]], failures: FailureClock,
-                 pacer: Pacer) -> None:
+                 pacer: Pacer, rebalance: bool = False) -> None:
         self.name = name
+        self.rebalance = rebalance
         self.client = client
         self.meta = meta
         self._members = members
@@ -89,7 +106,7 @@ class Repairer:
         p = self.progress = {
             "running": True, "started": time.time(), "finished": None, "partitions": 0,
             "partitions_done": 0, "records_checked": 0, "blocks_checked": 0,
-            "blocks_repaired": 0, "slots_repaired": 0, "bytes_written": 0,
+            "blocks_repaired": 0, "slots_repaired": 0, "slots_moved": 0, "bytes_written": 0,
             "blocks_waiting": 0, "blocks_unrepairable": 0, "blocks_no_target": 0, "records_skipped": 0, "errors": 0}
         try:
             try:
@@ -141,23 +158,65 @@ class Repairer:
             health = assess_block(block, members, probed, self.failures.lost)
             if any(s.state == "down" for s in health.slots):
                 self.progress["blocks_waiting"] += 1
+            fixed: dict[int, list] = {}
             if health.repair:
                 fixed = await self._rebuild_block(block, health, policy, members)
-                if fixed:
-                    changes[bi] = fixed
+            elif self.rebalance and health.full:
+                placeable = [m for m in members.values() if m.status != "left"
+                             and not m.draining and not self.failures.lost(m)]
+                moves = misplaced(block["id"], health.slots, policy, placeable)
+                fixed = await self._copy_slots(block, health, moves, members)
+            if fixed:
+                changes[bi] = fixed
         if changes:
             await self._update_record(partition, key, rec["hlc"], changes)
 
     async def _rebuild_block(self, block: dict, health: BlockHealth, policy: StoragePolicy,
                              members: dict[str, Member]) -> dict[int, list]:
+        """New homes for the slots in ``health.repair``: a draining node's shard is copied
+        as is; every other slot is rebuilt from k good shards."""
         good = [s for s in health.slots if s.state == "ok" and s.slot not in health.repair]
         keep = [s.node for s in good if s.node]
-        writable = [m for m in members.values()
-                    if m.status == "alive" and m.api and not self.client.is_down(m.api)]
-        targets = pick_targets(block["id"], keep, candidates(writable), len(health.repair))
+        writable = [m for m in members.values() if m.status == "alive" and m.api
+                    and not m.draining and not self.client.is_down(m.api)]
+        cap = policy.m if policy.zones > 1 else None
+        targets = pick_targets(block["id"], keep, candidates(writable), len(health.repair), cap)
         if not targets:  # every live node already holds a shard: nothing would improve
             self.progress["blocks_no_target"] += 1
             return {}
+        plan = [(slot, members[t.name]) for slot, t in zip(health.repair, targets, strict=False)]
+        copies = [(slot, t) for slot, t in plan if health.slots[slot].state == "draining"]
+        fixed = await self._copy_slots(block, health, copies, members)
+        rest = [(slot, t) for slot, t in plan if slot not in fixed]
+        if rest:
+            fixed.update(await self._decode_slots(block, good, rest, policy, members))
+        return fixed
+
+    async def _copy_slots(self, block: dict, health: BlockHealth,
+                          moves: list[tuple[int, Member]], members: dict[str, Member]
+                          ) -> dict[int, list]:
+        """Copy each slot's shard, unchanged, from its node to the new one (no decoding)."""
+        fixed: dict[int, list] = {}
+        for slot, target in moves:
+            source = members.get(health.slots[slot].node or "")
+            shard_id = f"{block['id']}.{slot}"
+            if source is None:
+                continue
+            try:
+                data = await self.client.get_shard(source.api, shard_id, health.slots[slot].hash)
+                digest = await content_hash_async(data)
+                await self.client.put_shard(target.api, shard_id, data, digest)
+            except (NodeUnavailable, ShardMissing):
+                continue
+            fixed[slot] = [target.name, digest[:HASH_CHARS]]
+            self.progress["slots_moved"] += 1
+            await self._spent(2 * len(data))
+        return fixed
+
+    async def _decode_slots(self, block: dict, good: list[SlotHealth],
+                            plan: list[tuple[int, Member]], policy: StoragePolicy,
+                            members: dict[str, Member]) -> dict[int, list]:
+        """Rebuild the planned slots from any k good shards (data shards first)."""
         got: dict[int, bytes] = {}
         for s in sorted(good, key=lambda s: s.slot):  # data shards first: cheapest decode
             if len(got) >= policy.k:
@@ -175,24 +234,26 @@ class Repairer:
             log.warning("block %s does not decode: %s", block["id"], exc)
             return {}
         fixed: dict[int, list] = {}
-        written = sum(len(v) for v in got.values())  # read, in fact: it loads the cluster too
-        for slot, target in zip(health.repair, targets, strict=False):
+        spent = sum(len(v) for v in got.values())  # reads load the cluster too
+        for slot, target in plan:
             data, digest = shards[slot]
             known = block["shards"][slot]
             if known is not None and not digest.startswith(known[1]):
                 log.error("block %s slot %d re-encodes to a different shard", block["id"], slot)
                 continue
             try:
-                await self.client.put_shard(members[target.name].api,
-                                            f"{block['id']}.{slot}", data, digest)
+                await self.client.put_shard(target.api, f"{block['id']}.{slot}", data, digest)
             except NodeUnavailable:
                 continue
             fixed[slot] = [target.name, digest[:HASH_CHARS]]
-            written += len(data)
-        self.progress["bytes_written"] += written
-        self.totals["bytes_written_total"] += written
-        await self.pacer.spend(written)
+            spent += len(data)
+        await self._spent(spent)
         return fixed
+
+    async def _spent(self, nbytes: int) -> None:
+        self.progress["bytes_written"] += nbytes
+        self.totals["bytes_written_total"] += nbytes
+        await self.pacer.spend(nbytes)
 
     async def _update_record(self, partition: str, key: str, hlc: list,
                              changes: dict[int, dict[int, list]]) -> None:

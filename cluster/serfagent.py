@@ -97,6 +97,7 @@ class SerfConfig:
     join: list[str]
     data_dir: Path
     reconnect_interval: str = "2s"
+    reconnect_timeout: str = "1h"  # a failed member is forgotten (reaped) after this
     advertise: str | None = None
     retry_interval: str = "1s"
 
@@ -116,6 +117,7 @@ class SerfConfig:
             "retry_join": list(self.join),
             "retry_interval": self.retry_interval,
             "reconnect_interval": self.reconnect_interval,
+            "reconnect_timeout": self.reconnect_timeout,
             "snapshot_path": str(Path(self.data_dir) / SNAPSHOT_NAME),
             # A node that left gracefully and is started again should come back.
             "rejoin_after_leave": True,

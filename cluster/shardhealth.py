@@ -10,6 +10,7 @@ that node as ``"{id}.{i}"``.
 Slot states:
 
 * ``ok``       the node holds the shard and its hash matches the record
+* ``draining`` ok, but the node is being drained: the shard is copied elsewhere as is
 * ``doubled``  ok, but an earlier slot of the block is on the same node (one node loss
   would cost two shards)
 * ``empty``    never written (the write reached quorum without it)
@@ -33,10 +34,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from cluster.membership import Member
+from cluster.metadata import candidates
 from cluster.nodeclient import NodeClient, NodeUnavailable
-from placement.hrw import Candidate, rank
+from placement.hrw import Candidate, place, rank
+from placement.policy import StoragePolicy
+from placement.spread import SpreadError, place_zoned
 
-REPAIRABLE = frozenset({"doubled", "empty", "missing", "corrupt", "lost"})
+REPAIRABLE = frozenset({"doubled", "empty", "missing", "corrupt", "lost", "draining"})
 DEFAULT_DEADLINE = 30.0  # seconds a failed node is waited for before its shards are rebuilt
 
 
@@ -148,10 +152,13 @@ def assess_block(block: dict, members: dict[str, Member], probed: dict[int, str]
             state = probed.get(i, "down")
         if state == "ok" and node in seen_nodes:
             state = "doubled"
+        elif state == "ok" and m is not None and m.draining:
+            state = "draining"
         if state in ("ok", "down"):
             seen_nodes.add(node)
         slots.append(SlotHealth(i, node, zone, state, digest))
-    live_zones = {m.zone for m in members.values() if m.status == "alive" and m.role == "node"}
+    live_zones = {m.zone for m in members.values()
+                  if m.status == "alive" and m.role == "node" and not m.draining}
     used = {s.zone for s in slots if s.state == "ok"}
     health = BlockHealth(block["id"], block["size"], slots, len(used),
                          min(len(slots), len(live_zones)))
@@ -159,6 +166,27 @@ def assess_block(block: dict, members: dict[str, Member], probed: dict[int, str]
     if not health.repair and all(s.state == "ok" for s in slots) and not health.full:
         health.repair = [_most_crowded_slot(slots)]
     return health
+
+
+def misplaced(block_id: str, slots: list[SlotHealth], policy: StoragePolicy,
+              nodes: list[Member]) -> list[tuple[int, Member]]:
+    """(slot, new node) moves that give a healthy block the node *set* placement picks
+    for it on ``nodes`` now (for `shoal rebalance`). Comparing sets, not slot lists, moves
+    only the shards whose node fell out of the pick -- about 1/N of them when an N-th node
+    joins. Nothing moves while a picked node is not alive (it may be back soon)."""
+    by_name = {m.name: m for m in nodes}
+    try:
+        picks = (place_zoned(block_id.encode(), candidates(nodes), policy) if policy.zones > 1
+                 else place(block_id.encode(), candidates(nodes), policy.width))
+    except SpreadError:
+        return []
+    if any(by_name[c.name].status != "alive" for c in picks):
+        return []
+    wanted = [c.name for c in picks]
+    holders = {s.node for s in slots}
+    wrong = [s.slot for s in slots if s.node not in wanted]
+    free = [by_name[name] for name in wanted if name not in holders]
+    return list(zip(wrong, free, strict=False))
 
 
 def _most_crowded_slot(slots: list[SlotHealth]) -> int:
@@ -171,10 +199,11 @@ def _most_crowded_slot(slots: list[SlotHealth]) -> int:
 
 
 def pick_targets(block_id: str, keep: Iterable[str], nodes: list[Candidate],
-                 count: int) -> list[Candidate]:
+                 count: int, zone_cap: int | None = None) -> list[Candidate]:
     """``count`` new homes for a block's shards: nodes not in ``keep`` (nodes that keep a
     shard of the block), least-used zone first, then by rendezvous rank of the block id
-    (so two repairers of the same block tend to agree). Fewer when nodes run out."""
+    (so two repairers of the same block tend to agree). ``zone_cap`` keeps a bucket's
+    zone promise (at most m shards per zone). Fewer when nodes run out."""
     kept = set(keep)
     zone_of = {c.name: c.zone for c in nodes}
     zone_use: dict[str, int] = {}
@@ -187,7 +216,11 @@ def pick_targets(block_id: str, keep: Iterable[str], nodes: list[Candidate],
     for _ in range(count):
         if not ranked:
             break
-        best = min(range(len(ranked)), key=lambda j: (zone_use.get(ranked[j].zone, 0), j))
+        open_ = [j for j in range(len(ranked))
+                 if zone_cap is None or zone_use.get(ranked[j].zone, 0) < zone_cap]
+        if not open_:
+            break
+        best = min(open_, key=lambda j: (zone_use.get(ranked[j].zone, 0), j))
         choice = ranked.pop(best)
         picked.append(choice)
         zone_use[choice.zone] = zone_use.get(choice.zone, 0) + 1

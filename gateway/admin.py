@@ -13,9 +13,13 @@ Bodies and answers are JSON; errors are ``{"error": code, "message": words}``.
     GET    /_shoal/admin/buckets/NAME                  the bucket and its policy
     GET    /_shoal/admin/objects/BUCKET/KEY            shard health of one object
     GET    /_shoal/admin/repair                        background work and repair progress
-    POST   /_shoal/admin/run?task=repair|scrub|gc|sync start a pass on every live node
+    POST   /_shoal/admin/run?task=repair|rebalance|scrub|gc|sync  a pass on every live node
+    POST   /_shoal/admin/nodes/NAME/drain              move everything off a node, then
+                                                       it leaves (409 DrainRefused when the
+                                                       rest cannot hold its data)
+    GET    /_shoal/admin/nodes/NAME/drain              drain progress
 
-(The last three live in gateway/adminrepair.py.)
+(Shard health, repair and run live in gateway/adminrepair.py; drains in admindrain.py.)
 
 Bucket creation refuses (409 PolicyUnsatisfiable) a policy the live cluster cannot hold
 now: fewer live nodes than k+m, fewer live zones than ``zones``, or zones too small to
@@ -31,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from gateway import adminrepair
+from gateway import admindrain, adminrepair
 from gateway.buckets import check_bucket_name
 from gateway.errors import S3Error
 from gateway.keys import KeyRecord, check_level
@@ -140,6 +144,13 @@ async def _route(request: Request, method: str, parts: list[str], catalog: Catal
             return await _create_bucket(await _body(request), catalog)
         case "GET", ["buckets", name]:
             return bucket_view(await catalog.bucket(name))
+        case "POST", ["nodes", name, "drain"]:
+            try:
+                return await admindrain.begin(catalog, name)
+            except admindrain.DrainError as err:
+                raise AdminError(err.status, err.code, err.message) from None
+        case "GET", ["nodes", name, "drain"]:
+            return await admindrain.progress(catalog.backend, name)
     raise AdminError(404, "NotFound", f"no admin operation {method} /{'/'.join(parts)}")
 
 

@@ -17,12 +17,13 @@ from typing import Any
 
 from gateway import bucketcli
 from gateway.adminclient import AdminCallError, AdminClient, locate
+from gateway.adminrepair import TASKS
 
 COMMANDS = ("key", "bucket", "status", "run")
-TASKS = ("repair", "scrub", "gc", "sync")
 
 
-def add_parsers(sub: Any) -> None:
+def common_parser() -> argparse.ArgumentParser:
+    """Options every admin command takes: where the cluster is, and how to print."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--data", type=Path,
                         default=Path(os.environ.get("SHOAL_DATA", ".shoal-data")),
@@ -31,6 +32,11 @@ def add_parsers(sub: Any) -> None:
     common.add_argument("--token", help="admin token (prefer SHOAL_ADMIN_TOKEN: flags show "
                         "in ps)")
     common.add_argument("--json", action="store_true", help="print the raw JSON answer")
+    return common
+
+
+def add_parsers(sub: Any) -> None:
+    common = common_parser()
 
     key = sub.add_parser("key", help="manage access keys").add_subparsers(
         dest="action", required=True)
@@ -131,7 +137,8 @@ def _status_words(s: dict[str, Any]) -> str:
         lines.append(f"  zone {zone}: {counts['alive']} alive, {counts['down']} down")
     for n in s["nodes"]:
         lines.append(f"  {n['name']:<12} {n['status']:<8} zone {n['zone']:<8} "
-                     f"{n['capacity'] / 2**30:,.0f} GiB")
+                     f"{n['capacity'] / 2**30:,.0f} GiB" + ("  (draining)" if n["draining"]
+                                                             else ""))
     cap = s["capacity"]
     lines.append(f"  capacity: {cap['alive_bytes'] / 2**30:,.0f} GiB live of "
                  f"{cap['total_bytes'] / 2**30:,.0f} GiB")

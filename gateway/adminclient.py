@@ -102,8 +102,15 @@ class AdminClient:
         return self.call("GET", "/repair")
 
     def run(self, task: str) -> dict[str, Any]:
-        """Start a pass of ``task`` (repair, scrub, gc, sync) on every live node."""
+        """Start a pass of ``task`` (repair, rebalance, scrub, gc, sync) on every live node."""
         return self.call("POST", f"/run?task={task}")
+
+    def drain(self, node: str) -> dict[str, Any]:
+        """Begin draining ``node`` (AdminCallError 409 DrainRefused when it cannot be)."""
+        return self.call("POST", f"/nodes/{quote(node, safe='')}/drain")
+
+    def drain_progress(self, node: str) -> dict[str, Any]:
+        return self.call("GET", f"/nodes/{quote(node, safe='')}/drain")
 
     def object_health(self, bucket: str, key: str) -> dict[str, Any]:
         return self.call("GET", f"/objects/{quote(bucket, safe='')}/{quote(key)}")

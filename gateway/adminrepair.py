@@ -6,7 +6,7 @@
   the current record (``metadata_full`` when all of them do).
 * ``GET repair`` -- every storage node's background work (repair, scrub, garbage
   collection, metadata sync) and the cluster-wide repair progress.
-* ``POST run?task=repair|scrub|gc|sync`` -- start a pass on every live node.
+* ``POST run?task=repair|rebalance|scrub|gc|sync`` -- start a pass on every live node.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from gateway.backend import Backend
     from gateway.catalog import Catalog
 
-TASKS = ("repair", "scrub", "gc", "sync")
+TASKS = ("repair", "rebalance", "scrub", "gc", "sync")  # what `shoal run` may start
 FAILURES = FailureClock()  # when each node was first seen failed, per gateway process
 
 
@@ -95,10 +95,16 @@ async def repair_status(backend: Backend) -> dict:
         done += rep.get("partitions_done", 0)
         repaired += rep.get("slots_repaired_total", 0)
         waiting += rep.get("blocks_waiting", 0)
+    moves = [r.get("rebalance", {}) for r in nodes.values()]
     return {"nodes": nodes, "progress": {
         "partitions": total, "partitions_done": done, "slots_repaired": repaired,
         "blocks_waiting": waiting,
-        "running": any(r.get("repair", {}).get("running") for r in nodes.values())}}
+        "running": any(r.get("repair", {}).get("running") for r in nodes.values())},
+        "rebalance": {
+            "running": any(m.get("running") for m in moves),
+            "passes": sum(m.get("passes", 0) for m in moves),
+            "slots_moved": sum(m.get("slots_moved", 0) for m in moves),
+            "bytes_moved": sum(m.get("bytes_written", 0) for m in moves)}}
 
 async def run(backend: Backend, task: str) -> Response:
     if task not in TASKS:

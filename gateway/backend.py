@@ -47,15 +47,17 @@ class Backend:
         return any(m.name == name and m.status != "alive" for m in self.node_members())
 
     def writable_nodes(self) -> list[Candidate]:
-        """Nodes that take new shards: alive in gossip and not failing our requests."""
+        """Nodes that take new shards: alive in gossip, not draining, and not failing
+        our requests."""
         live = [
             m for m in self.node_members()
-            if m.status == "alive" and m.api and not self.client.is_down(m.api)
+            if m.status == "alive" and m.api and not m.draining
+            and not self.client.is_down(m.api)
         ]
         return candidates(live)
 
     def default_policy(self) -> StoragePolicy:
-        alive = sum(1 for m in self.node_members() if m.status == "alive")
+        alive = sum(1 for m in self.node_members() if m.status == "alive" and not m.draining)
         return default_policy(max(alive, 1))
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:

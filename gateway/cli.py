@@ -1,5 +1,6 @@
 """The `shoal` command: `up` (a local cluster), `node` and `gateway` (one process each),
-`bucket public` (publish a bucket through the S3 API).
+`bucket public` (publish a bucket through the S3 API), `rebalance` and `node drain ID`
+(gateway/elasticcli.py), and the admin commands of gateway/admincli.py.
 
 Every flag of `node` and `gateway` can also come from the environment as
 SHOAL_<FLAG> (e.g. --serf-bind → SHOAL_SERF_BIND), which is how containers set them.
@@ -12,10 +13,11 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 from pathlib import Path
 
 from cluster.nodemain import NodeOptions, run_node
-from gateway import admincli, bucketcli
+from gateway import admincli, bucketcli, elasticcli
 from gateway.localcluster import UpOptions, run_up
 from gateway.server import GatewayOptions, run_gateway
 
@@ -46,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--domain", default=_env("domain", ""),
                     help="base domain(s) for virtual-hosted-style buckets (env SHOAL_DOMAIN)")
 
-    node = sub.add_parser("node", help="run one storage node")
+    node = sub.add_parser("node", help="run one storage node (`shoal node drain ID`: move "
+                          "everything off a node, then it leaves)")
     _add(node, "data", "/data")
     _add(node, "name")
     _add(node, "zone", "default")
@@ -75,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add(gw, "domain", "", help="base domain(s) for virtual-hosted-style buckets, "
          "comma-separated (bucket.DOMAIN/key beside DOMAIN/bucket/key)")
     admincli.add_parsers(sub)
+    elasticcli.add_parsers(sub)
     return parser
 
 
@@ -83,7 +87,12 @@ def _joins(value: str | None) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:2] == ["node", "drain"]:  # an admin command beside `shoal node`'s own flags
+        raise SystemExit(elasticcli.run_drain(argv[2:]))
     args = build_parser().parse_args(argv)
+    if args.command == "rebalance":
+        raise SystemExit(elasticcli.run_rebalance(args))
     if args.command == "bucket" and args.action == "public":
         bucketcli.run(args)  # through the S3 API, with the cluster's credentials
         return

@@ -1,11 +1,14 @@
 """Elastic and self-healing: one story on one cluster, under a live read/write workload.
 
 6 nodes in 3 zones (4+2), background work on short timers (repair deadline 3 s, passes
-every 2 s, gc grace 10 s). In order: two nodes join; a node is SIGKILLed and its shards
-are rebuilt elsewhere; a node is SIGSTOPped for 20 s and resumed; the killed node comes
-back (it catches up on metadata, and its now-orphan shards are collected); shard bytes
-are corrupted on disk (scrub finds them, repair rebuilds them); the gateway is SIGKILLed
-and restarted. After each step every acknowledged object reads back byte-identical, no
+every 2 s, gc grace 10 s). In order: a 7th node joins and takes new writes, and
+`shoal rebalance` moves about 1/7 of the old shards onto it; an 8th node joins; a node is
+SIGKILLed and its shards are rebuilt elsewhere; a node is SIGSTOPped for 20 s and
+resumed; the killed node comes back (it catches up on metadata, and its now-orphan shards
+are collected); shard bytes are corrupted on disk (scrub finds them, repair rebuilds
+them); the gateway is SIGKILLed and restarted; a drain that the rest could not hold is
+refused; a metadata owner is drained (`shoal node drain`: its shards and partitions move,
+then it leaves). After each step every acknowledged object reads back byte-identical, no
 object whose PUT failed is visible, and every object is back at full redundancy
 according to the admin shard-health report.
 
@@ -22,6 +25,7 @@ import json
 import os
 import random
 import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -35,7 +39,17 @@ from cluster.metadata import candidates
 from cluster.nodeclient import NodeClient
 from cluster.process import disk_capacity
 from placement.hrw import owners
-from tests.harness import ShoalCluster, cmdlines, free_port, http, process_spec, wait_healthy
+from tests.harness import (
+    SHOAL,
+    ShoalCluster,
+    cmdlines,
+    exited,
+    free_port,
+    http,
+    process_spec,
+    wait_healthy,
+    wait_until,
+)
 
 MiB = 1024 * 1024
 BUCKET = "heal"
@@ -217,11 +231,47 @@ def record(figures: dict) -> None:
     FIGURES.write_text(json.dumps({**old, **figures}, indent=2))
 
 
-def test_two_nodes_join_and_take_new_data(cluster, load):
+def slots_on(cluster, keys: list[str], node: str) -> int:
+    """How many shard slots of these objects' blocks sit on ``node``."""
+    return sum(s["node"] == node for key in keys
+               for b in admin(cluster, f"objects/{BUCKET}/{key}")["blocks"] for s in b["slots"])
+
+
+def shoal(cluster, *args: str) -> subprocess.CompletedProcess:
+    """An admin command of the `shoal` CLI against this cluster."""
+    return subprocess.run([str(SHOAL), *args, "--data", str(cluster.data)],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_a_node_joins_and_rebalance_evens_out_old_data(cluster, load):
+    old = list(load.acked)
     add_node(cluster, "node-7", "z1")  # zones continue the round robin of `shoal up`
+    wait_healthy(cluster.endpoint, 7, timeout=60)
+    joined = load._n
+    assert wait_until(lambda: load._n >= joined + 6, 30)
+    verify(load)
+    newer = [k for k in load.acked if k.startswith("load/") and int(k[5:]) > joined + 1]
+    assert slots_on(cluster, newer, "node-7") > 0  # new writes use it at once
+    assert slots_on(cluster, old, "node-7") == 0
+    total = sum(len(b["slots"]) for key in old
+                for b in admin(cluster, f"objects/{BUCKET}/{key}")["blocks"])
+    done = shoal(cluster, "rebalance")
+    assert done.returncode == 0, done.stderr
+    assert "7/7 nodes done" in done.stdout, done.stdout
+    moved = admin(cluster, "repair")["rebalance"]["slots_moved"]
+    on_new = slots_on(cluster, old, "node-7")
+    # About 1/7 of the old shards belong on the 7th node now, and only those move.
+    assert 0 < on_new <= moved < 0.3 * total, (on_new, moved, total)
+    record({"join_7th_node_shards_moved_fraction": round(moved / total, 3),
+            "join_7th_node_shards_total": total})
+    verify(load)
+    wait_full(cluster, load)
+
+
+def test_an_eighth_node_joins_and_takes_new_data(cluster, load):
     add_node(cluster, "node-8", "z2")
     wait_healthy(cluster.endpoint, 8, timeout=60)
-    time.sleep(3)  # the workload writes with the new nodes in the view
+    time.sleep(3)  # the workload writes with the new node in the view
     verify(load)
     report = admin(cluster, "objects/" + BUCKET + "/" + max(
         (k for k in load.acked if k.startswith("load/")), key=lambda k: int(k[5:])))
@@ -383,3 +433,38 @@ def test_gateway_restart(cluster, load):
     wait_full(cluster, load)
     for key in ("seed/multi", "seed/small"):
         assert admin(cluster, f"objects/{BUCKET}/{key}")["metadata_full"]
+
+
+def test_drain_refused_when_the_rest_cannot_hold_the_data(cluster, load):
+    victim = sorted(bucket_owners(8))[0]
+    status, _, body = http("POST", cluster.endpoint + "/_shoal/admin/buckets",
+                           json.dumps({"name": "wide", "policy": "6+2"}).encode(),
+                           {"Authorization": f"Bearer {token(cluster)}"})
+    assert status == 200, body  # 8 shards per block: every one of the 8 nodes is needed
+    refused = shoal(cluster, "node", "drain", victim)
+    assert refused.returncode == 1
+    assert "bucket wide" in refused.stderr and "needs 8 live storage nodes" in refused.stderr
+    assert not any(n["draining"] for n in admin(cluster, "status")["nodes"])
+    load.s3.delete_bucket(Bucket="wide")
+
+
+def test_drain_moves_everything_off_a_metadata_owner_then_it_leaves(cluster, load):
+    victim = sorted(bucket_owners(8))[0]  # also hands its metadata partitions over
+    pid = cluster.node_pids()[victim]
+    load.start()
+    assert slots_on(cluster, list(load.acked), victim) > 0
+    time.sleep(1.5)  # the bucket cache forgets the deleted bucket "wide"
+    drained = shoal(cluster, "node", "drain", victim)
+    assert drained.returncode == 0, drained.stderr
+    assert f"{victim} is drained and has left the cluster" in drained.stdout
+    assert wait_until(lambda: exited(pid), 30)
+    members = {n["name"]: n["status"] for n in admin(cluster, "status")["nodes"]}
+    assert members.get(victim, "left") == "left"
+    verify(load)
+    keys = list(load.acked)
+    assert slots_on(cluster, keys, victim) == 0
+    load.stop()  # a fixed set of objects for the last checks
+    verify(load)
+    wait_full(cluster, load)
+    for key in keys:  # the new owners hold every record: the handoff finished
+        assert admin(cluster, f"objects/{BUCKET}/{key}")["metadata_full"], key

@@ -6,7 +6,15 @@ import time
 
 from cluster.membership import Member
 from cluster.metadata import candidates
-from cluster.shardhealth import FailureClock, assess_block, pick_targets
+from cluster.shardhealth import (
+    FailureClock,
+    SlotHealth,
+    assess_block,
+    misplaced,
+    pick_targets,
+)
+from placement.hrw import place
+from placement.policy import StoragePolicy
 
 
 def member(i: int, status: str = "alive", zones: int = 3) -> Member:
@@ -82,3 +90,49 @@ def test_targets_avoid_kept_nodes_and_fill_the_emptiest_zone():
     picked = pick_targets("b1", keep=["n0", "n3", "n1", "n4"], nodes=nodes, count=2)
     assert {c.name for c in picked} == {"n2", "n5"}  # zone z2 had no shard
     assert pick_targets("b1", keep=[f"n{i}" for i in range(6)], nodes=nodes, count=1) == []
+
+
+def test_a_draining_node_slot_is_moved_and_not_full():
+    members = view(*(member(i) for i in range(7)))
+    members["n2"] = Member(**{**members["n2"].__dict__, "draining": True})
+    h = assess_block(block([f"n{i}" for i in range(6)]), members,
+                     dict.fromkeys(range(6), "ok"), never_lost)
+    assert h.slots[2].state == "draining" and h.repair == [2] and not h.full
+
+
+def test_targets_keep_the_zone_cap():
+    nodes = candidates([member(i) for i in range(9)])  # 3 zones of 3
+    kept = ["n0", "n3", "n1", "n4"]  # two shards each in z0 and z1
+    picks = pick_targets("b1", kept, nodes, 3, zone_cap=2)
+    assert [c.zone for c in picks] == ["z2", "z2"]  # z2 takes two; a third breaks the cap
+
+
+def test_misplaced_moves_only_shards_off_the_placement_set():
+    six = [member(i) for i in range(6)]
+    seven = [*six, member(6)]
+    policy = StoragePolicy("ec", 4, 2)
+    moved = 0
+    for n in range(300):
+        block_id = f"block-{n}"
+        picks = place(block_id.encode(), candidates(six), 6)
+        slots = [SlotHealth(i, c.name, c.zone, "ok", "ab") for i, c in enumerate(picks)]
+        assert misplaced(block_id, slots, policy, six) == []  # already where placement says
+        moves = misplaced(block_id, slots, policy, seven)
+        assert all(target.name == "n6" for _, target in moves)  # only onto the new node
+        after = {s.node for s in slots} - {slots[i].node for i, _ in moves} | {
+            t.name for _, t in moves}
+        assert after == {c.name for c in place(block_id.encode(), candidates(seven), 6)}
+        moved += len(moves)
+    assert 0.08 < moved / (300 * 6) < 0.2  # about 1/7 of the shards (ideal 0.143)
+
+
+def test_misplaced_waits_while_a_picked_node_is_down():
+    nodes = [member(i) for i in range(6)] + [member(6, status="failed")]
+    block_id = next(f"b{n}" for n in range(1000)  # a block placement puts on n6
+                    if "n6" in {c.name for c in place(f"b{n}".encode(), candidates(nodes), 6)})
+    picks = place(block_id.encode(), candidates(nodes[:6]), 6)
+    slots = [SlotHealth(i, c.name, c.zone, "ok", "ab") for i, c in enumerate(picks)]
+    assert misplaced(block_id, slots, StoragePolicy("ec", 4, 2), nodes) == []
+    alive = [*nodes[:6], member(6)]
+    assert [t.name for _, t in misplaced(block_id, slots, StoragePolicy("ec", 4, 2), alive)
+            ] == ["n6"]
