@@ -4,7 +4,9 @@ Metadata is partitioned (by bucket; bucket records themselves in one partition).
 partition's owners are the top ``R`` nodes by rendezvous hash over every node that has
 not *left* the cluster and is not being drained: a failed node stays an owner, so a crash
 never silently moves a partition to a node that has none of its data (moving data on
-membership change is the handoff's job, not the read path's).
+membership change is the handoff's job, not the read path's) -- until gossip forgets it
+(SHOAL_FAILED_TIMEOUT, cluster/process.py), after which the next node by rendezvous hash
+owns the partition and pulls it from the others.
 
 A draining node that would otherwise own the partition is its *handoff* owner until it
 leaves: writes reach it too (in the background, not counted for W) and reads fall back to

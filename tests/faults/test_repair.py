@@ -55,7 +55,7 @@ MiB = 1024 * 1024
 BUCKET = "heal"
 ENV = {"SHOAL_REPAIR_DEADLINE": "3", "SHOAL_REPAIR_INTERVAL": "2", "SHOAL_SYNC_INTERVAL": "2",
        "SHOAL_GC_GRACE": "10", "SHOAL_GC_INTERVAL": "2", "SHOAL_SCRUB_INTERVAL": "3",
-       "SHOAL_REPAIR_RATE": "40"}
+       "SHOAL_REPAIR_RATE": "40", "SHOAL_FAILED_TIMEOUT": "25"}
 FIGURES = Path("/tmp") / "shoal-repair-figures.json"
 
 
@@ -199,11 +199,13 @@ def wait_full(cluster, load: Workload, timeout: float = 120.0) -> None:
     assert missing == [], f"not at full redundancy: {missing[:5]} ({len(missing)})"
 
 
-def bucket_owners(nodes: int) -> set[str]:
-    """The bucket's metadata owners with nodes 1..nodes (zones z1..z3 round robin)."""
+def bucket_owners(nodes: int, without: frozenset[str] = frozenset()) -> set[str]:
+    """The bucket's metadata owners with nodes 1..nodes (zones z1..z3 round robin),
+    except the nodes ``without``."""
     cap = disk_capacity(Path("/tmp"))
     members = [Member(name=f"node-{i + 1}", addr="", status="alive", role="node", api="",
-                      zone=f"z{i % 3 + 1}", capacity=cap) for i in range(nodes)]
+                      zone=f"z{i % 3 + 1}", capacity=cap) for i in range(nodes)
+               if f"node-{i + 1}" not in without]
     return {c.name for c in owners(BUCKET.encode(), candidates(members), 3)}
 
 
@@ -468,3 +470,24 @@ def test_drain_moves_everything_off_a_metadata_owner_then_it_leaves(cluster, loa
     wait_full(cluster, load)
     for key in keys:  # the new owners hold every record: the handoff finished
         assert admin(cluster, f"objects/{BUCKET}/{key}")["metadata_full"], key
+
+
+def test_an_owner_failed_past_the_timeout_is_forgotten_and_its_partition_rehomed(
+        cluster, load):
+    drained = frozenset({sorted(bucket_owners(8))[0]})
+    victim = sorted(bucket_owners(8, drained))[0]
+    successor = (bucket_owners(8, drained | {victim}) - bucket_owners(8, drained)).pop()
+    cluster.kill_node(victim)
+    # Gossip marks it failed, then forgets it after SHOAL_FAILED_TIMEOUT (25 s here).
+    assert wait_until(lambda: victim not in {n["name"] for n in admin(cluster, "status")["nodes"]},
+                      90), "the failed node was never forgotten"
+    load.put("after-forget", os.urandom(2 * MiB))
+    keys = list(load.acked)
+    for key in keys:
+        assert set(admin(cluster, f"objects/{BUCKET}/{key}")["metadata"]) == (
+            bucket_owners(8, drained | {victim}))
+    # The successor pulls the partition from the surviving owners (anti-entropy).
+    assert wait_until(lambda: all(admin(cluster, f"objects/{BUCKET}/{k}")["metadata_full"]
+                                  for k in keys), 60), successor
+    verify(load)
+    wait_full(cluster, load)
