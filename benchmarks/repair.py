@@ -2,7 +2,8 @@
 
     .venv/bin/python -m benchmarks.repair [--objects 40] [--size-mib 8] [--rate 0]
 
-Starts `shoal up` (6 nodes, 3 zones, 4+2) in a temporary directory, fills a bucket,
+Starts `shoal up` (7 nodes in 3 zones, so after one loss k+m = 6 distinct nodes remain
+for 4+2) in a temporary directory, fills a bucket,
 measures foreground PUT+GET throughput (one client thread, 1 MiB objects) for a
 baseline, SIGKILLs one node and keeps the foreground running until every object is
 back at full redundancy (admin shard-health report). Prints JSON: the bytes repair
@@ -79,7 +80,7 @@ def main() -> None:
     os.environ.update({"SHOAL_REPAIR_DEADLINE": str(DEADLINE), "SHOAL_REPAIR_INTERVAL": "2",
                        "SHOAL_REPAIR_RATE": str(args.rate)})
     with tempfile.TemporaryDirectory(prefix="shoal-bench-repair-") as tmp:
-        cluster = ShoalCluster(Path(tmp) / "data", nodes=6, zones=3)
+        cluster = ShoalCluster(Path(tmp) / "data", nodes=7, zones=3)
         cluster.start()
         try:
             print(json.dumps(run(cluster, args), indent=2))
@@ -97,13 +98,15 @@ def run(cluster: ShoalCluster, args: argparse.Namespace) -> dict:
     fg.start()
     baseline = fg.rate(10)
     before = repaired_bytes(cluster)
-    victim = "node-6"
+    victim = "node-7"
     killed = time.monotonic()
     cluster.kill_node(victim)
     during_start, fg_start = time.monotonic(), fg.bytes
-    pending = list(keys)
+    pending, first_repair = list(keys), None
     while pending:
         time.sleep(1)
+        if first_repair is None and repaired_bytes(cluster) > before:
+            first_repair = time.monotonic()
         pending = [k for k in pending if not admin(cluster, f"objects/{BUCKET}/{k}")["full"]]
         if time.monotonic() - killed > 600:
             raise RuntimeError(f"{len(pending)} objects still not full after 10 minutes")
@@ -122,6 +125,9 @@ def run(cluster: ShoalCluster, args: argparse.Namespace) -> dict:
         "repair_bytes_read_and_written_MB": round(moved / 1e6, 1),
         "kill_to_full_s": round(full_at - killed, 1),
         "repair_MBps_over_window": round(moved / window / 1e6, 1),
+        "first_repair_bytes_to_full_s": round(full_at - (first_repair or killed), 1),
+        "repair_MBps_while_active": round(moved / (full_at - (first_repair or killed)) / 1e6,
+                                          1),
         "foreground_MBps_before": round(baseline, 1),
         "foreground_MBps_during_repair": round(during, 1),
         "foreground_errors": fg.errors,

@@ -65,6 +65,7 @@ from placement.policy import StoragePolicy
 log = logging.getLogger(__name__)
 
 HASH_CHARS = 32  # hex chars of a shard hash kept in records (gateway/blockstore.py)
+PARALLEL = 4  # records repaired at once per partition walk
 
 
 def _rebuild(policy: StoragePolicy, shards: dict[int, bytes], size: int
@@ -129,23 +130,30 @@ class Repairer:
             self.passes += 1
 
     async def _walk(self, bucket: str) -> None:
+        """Repair the bucket's records, ``PARALLEL`` at a time: one record's repair waits
+        on shard reads and writes, so overlapping a few keeps the nodes busy."""
         policies = {rec.get("upload_id"): rec.get("policy")
                     async for _, rec in live_records(self.meta, bucket, "u")}
+        running: set[asyncio.Future] = set()
         for start, _ in bucket_ranges(bucket):
             if start[0] not in "op":
                 continue
             async for key, rec in live_records(self.meta, bucket, start[0]):
-                if not rec.get("blocks"):
-                    continue
                 policy = rec.get("policy") or policies.get(rec.get("upload_id"))
-                if not policy:
+                if not rec.get("blocks") or not policy:
                     continue
-                self.progress["records_checked"] += 1
-                try:
-                    await self.repair_record(bucket, key, rec, StoragePolicy.from_dict(policy))
-                except (NodeUnavailable, QuorumError, ValueError) as exc:
-                    self.progress["errors"] += 1
-                    log.warning("repair of %s failed: %r", key, exc)
+                if len(running) >= PARALLEL:
+                    _, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                running.add(asyncio.ensure_future(self._repair_one(bucket, key, rec, policy)))
+        await asyncio.gather(*running)
+
+    async def _repair_one(self, bucket: str, key: str, rec: dict, policy: dict) -> None:
+        self.progress["records_checked"] += 1
+        try:
+            await self.repair_record(bucket, key, rec, StoragePolicy.from_dict(policy))
+        except (NodeUnavailable, QuorumError, ValueError) as exc:
+            self.progress["errors"] += 1
+            log.warning("repair of %s failed: %r", key, exc)
 
     async def repair_record(self, partition: str, key: str, rec: dict,
                             policy: StoragePolicy) -> None:
