@@ -28,6 +28,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from cluster.layout import DATA_KINDS
 from cluster.membership import Member
 from cluster.metadata import MetadataReplicator, QuorumError
 from cluster.nodeclient import NodeClient, NodeUnavailable
@@ -106,7 +107,7 @@ class Drainer:
         """Shard slots that live records (objects, versions, parts) still place here."""
         count = 0
         for bucket in await bucket_names(self.meta):
-            async for _, rec in live_records(self.meta, bucket, "op"):
+            async for _, rec in live_records(self.meta, bucket, DATA_KINDS):
                 for block in rec.get("blocks") or []:
                     count += sum(1 for ref in block["shards"] if ref and ref[0] == self.name)
         return count

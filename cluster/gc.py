@@ -4,8 +4,9 @@ Orphans come from uploads cut off before their record was written, overwritten a
 deleted objects, aborted or unused multipart parts, repair and rebalance (the old copy
 of a moved shard), and rebuilds whose record update lost to a concurrent overwrite.
 
-A pass: list every shard id on this node; then walk every live record (objects, and
-parts of multipart uploads in progress) with *strict* quorum scans and collect the
+A pass: list every shard id on this node; then walk every live record (objects, every
+version of a versioned key, and parts of multipart uploads in progress) with *strict*
+quorum scans and collect the
 (block, slot) pairs that a record places on this node -- copies share blocks, so a
 shard is kept while any record names it; a shard of block B slot i held here while
 the records say slot i lives on another node is an orphan. An unreferenced shard is a
@@ -29,6 +30,7 @@ from __future__ import annotations
 import logging
 import time
 
+from cluster.layout import DATA_KINDS
 from cluster.metadata import MetadataReplicator, QuorumError
 from cluster.nodeclient import NodeUnavailable
 from cluster.store import NodeStore
@@ -60,7 +62,7 @@ class Collector:
         """Shard ids that some live record places on this node (strict quorum walk)."""
         refs: set[str] = set()
         for bucket in await bucket_names(self.meta, strict=True):
-            async for _, rec in live_records(self.meta, bucket, "op", strict=True):
+            async for _, rec in live_records(self.meta, bucket, DATA_KINDS, strict=True):
                 for block in rec.get("blocks") or []:
                     for i, ref in enumerate(block["shards"]):
                         if ref is not None and ref[0] == self.name:

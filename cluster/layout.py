@@ -2,7 +2,8 @@
 
 This mirrors the key layout that gateway/records.py owns (tests/unit/test_layout.py checks
 that the two agree): ``b/{bucket}`` in partition ``__buckets__``; ``o/{bucket}/{key}``,
-``u/{bucket}/{key}\\0{upload}`` and ``p/{bucket}/{upload}/{part}`` in the bucket's partition.
+``u/{bucket}/{key}\\0{upload}``, ``p/{bucket}/{upload}/{part}`` and the versions
+``v/{bucket}/{key}\\0{version}`` (gateway/versioning.py) in the bucket's partition.
 Bucket names hold no '/', so the partition of any key can be read off the key itself.
 """
 
@@ -10,7 +11,8 @@ from __future__ import annotations
 
 BUCKETS = "__buckets__"
 BUCKET_RANGE = ("b/", "b0")  # every bucket record
-KINDS = ("o", "u", "p")  # object, multipart upload, part: the per-bucket key ranges
+KINDS = ("o", "u", "p", "v")  # object, multipart upload, part, version: per-bucket ranges
+DATA_KINDS = "opv"  # the kinds whose records name shards (blocks)
 
 
 def bucket_ranges(bucket: str) -> list[tuple[str, str]]:

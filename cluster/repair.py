@@ -43,7 +43,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from cluster.layout import bucket_ranges
+from cluster.layout import DATA_KINDS, bucket_ranges
 from cluster.membership import Member
 from cluster.metadata import MetadataReplicator, QuorumError, candidates
 from cluster.nodeauth import content_hash_async
@@ -136,7 +136,7 @@ class Repairer:
                     async for _, rec in live_records(self.meta, bucket, "u")}
         running: set[asyncio.Future] = set()
         for start, _ in bucket_ranges(bucket):
-            if start[0] not in "op":
+            if start[0] not in DATA_KINDS:
                 continue
             async for key, rec in live_records(self.meta, bucket, start[0]):
                 policy = rec.get("policy") or policies.get(rec.get("upload_id"))

@@ -34,10 +34,10 @@ async def bucket_names(meta: MetadataReplicator, strict: bool = False) -> list[s
             scan_range(meta, BUCKETS, *BUCKET_RANGE, strict=strict) if not rec.get("deleted")]
 
 
-async def live_records(meta: MetadataReplicator, bucket: str, kinds: str = "oup",
+async def live_records(meta: MetadataReplicator, bucket: str, kinds: str = "oupv",
                        strict: bool = False) -> AsyncIterator[tuple[str, Record]]:
     """Live records of a bucket's partition, ranges in ``kinds`` (o objects, u uploads,
-    p parts) only."""
+    p parts, v versions) only."""
     for start, end in bucket_ranges(bucket):
         if start[0] in kinds:
             async for key, rec in scan_range(meta, bucket, start, end, strict):

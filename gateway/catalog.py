@@ -148,9 +148,10 @@ class Catalog:
         tomb = {"bucket": bucket, "key": key, "hlc": self.stamp(), "deleted": True, "v": 1}
         await self.put(bucket, [(object_key(bucket, key), tomb)])
 
-    def objects(self, bucket: str, start_key: str, end_key: str | None
-                ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-        """Live object records with start_key <= key < end_key (None: to the end)."""
+    def objects(self, bucket: str, start_key: str, end_key: str | None,
+                page: int = SCAN_PAGE) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """Live object records with start_key <= key < end_key (None: to the end), read
+        ``page`` records per quorum scan."""
         prefix = object_prefix(bucket)
         end = prefix + end_key if end_key is not None else prefix_end(prefix)
-        return self.scan(bucket, prefix + start_key, end)
+        return self.scan(bucket, prefix + start_key, end, page)

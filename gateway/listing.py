@@ -48,7 +48,10 @@ async def list_page(req: S3Request, prefix: str, delimiter: str, start: str,
     entries: list[ObjectRecord | str] = []
     while True:
         jumped = False
-        async for meta_key, rec in req.catalog.objects(req.bucket, start, end):
+        # One record past max_keys decides IsTruncated in the same scan: a scan page of
+        # exactly max_keys would cost a second full page just to see that record.
+        page = max_keys - len(entries) + 1
+        async for meta_key, rec in req.catalog.objects(req.bucket, start, end, page):
             key = meta_key[len(base):]
             if len(entries) == max_keys:
                 return Page(entries, True, key)
@@ -64,7 +67,7 @@ async def list_page(req: S3Request, prefix: str, delimiter: str, start: str,
             return Page(entries, False, "")
         if len(entries) == max_keys:
             # One more look decides IsTruncated without returning a partial entry.
-            async for meta_key, _ in req.catalog.objects(req.bucket, start, end):
+            async for meta_key, _ in req.catalog.objects(req.bucket, start, end, 1):
                 return Page(entries, True, meta_key[len(base):])
             return Page(entries, False, "")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cluster.layout import BUCKET_RANGE, BUCKETS, bucket_ranges, partition_of, partition_ranges
-from gateway import records
+from gateway import records, versioning
 
 
 def inside(key: str, ranges: list[tuple[str, str]]) -> bool:
@@ -16,6 +16,7 @@ def test_every_record_key_falls_in_its_partition_ranges():
         records.object_key("photos", "a/b/c.jpg"): "photos",
         records.upload_key("photos", "big", "u1"): "photos",
         records.part_key("photos", "u1", 7): "photos",
+        versioning.version_key("photos", "a/b/c.jpg", "0123abcd"): "photos",
     }
     assert BUCKETS == records.BUCKETS
     for key, partition in keys.items():
