@@ -38,9 +38,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from serfclient import SerfClient
-
 from cluster.serfagent import connect_rpc
+from cluster.serfimport import SerfClient
 
 log = logging.getLogger(__name__)
 

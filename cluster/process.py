@@ -41,19 +41,27 @@ def _ephemeral_start() -> int:
         return 32768
 
 
+_handed_out: set[int] = set()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A port free for TCP and UDP (serf gossips on both), chosen below the kernel's
     ephemeral range: a port from bind(0) is an ephemeral one, which any outgoing
-    connection may take before the process meant to listen on it gets there."""
+    connection may take before the process meant to listen on it gets there. Never the
+    same port twice in one process: callers pick many ports before any child binds them
+    (`shoal up` ~20), and a repeat would make two children fight over one port."""
     low, high = 20000, _ephemeral_start()
     for _ in range(200 if high - low > 1000 else 0):
         port = random.randrange(low, high)
+        if port in _handed_out:
+            continue
         try:
             with socket.socket() as tcp, socket.socket(type=socket.SOCK_DGRAM) as udp:
                 tcp.bind((host, port))
                 udp.bind((host, port))
         except OSError:
             continue
+        _handed_out.add(port)
         return port
     with socket.socket() as s:  # no room below the ephemeral range: fall back
         s.bind((host, 0))

@@ -34,8 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from serfclient import SerfClient
-from serfclient.connection import SerfConnectionError
+from cluster.serfimport import SerfClient, SerfConnectionError
 
 SERF_BINARY = "serf"
 CONFIG_NAME = "serf.json"
@@ -99,7 +98,7 @@ class SerfConfig:
     reconnect_interval: str = "2s"
     reconnect_timeout: str = "1h"  # a failed member is forgotten (reaped) after this
     advertise: str | None = None
-    retry_interval: str = "1s"
+    retry_interval: str = "1s"  # serf refuses less (it warns and uses 1s)
 
     def to_json(self) -> dict[str, object]:
         """The serf config-file document (holds both secrets: keep it 0600)."""

@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway import bucketcli
-from gateway.adminclient import AdminCallError, AdminClient, locate
-from gateway.adminrepair import TASKS
+from gateway.adminclient import TASKS, AdminCallError, AdminClient, locate
 
 COMMANDS = ("key", "bucket", "status", "run")
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import os
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+
+TASKS = ("repair", "rebalance", "scrub", "gc", "sync")  # what `shoal run` may start
 
 PREFIX = "/_shoal/admin"
 
@@ -50,6 +50,9 @@ class AdminClient:
         self.timeout = timeout
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        import urllib.error  # here: urllib.request pulls in ssl, which every `shoal`
+        import urllib.request  # process would otherwise import at start-up
+
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(
             self.endpoint + PREFIX + path, data=data, method=method,

@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 from cluster.metadata import QuorumError
 from cluster.nodeclient import NodeUnavailable
 from cluster.shardhealth import FailureClock, assess_block, probe_block
+from gateway.adminclient import TASKS
 from gateway.errors import S3Error
 from gateway.records import object_key
 
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
     from gateway.backend import Backend
     from gateway.catalog import Catalog
 
-TASKS = ("repair", "rebalance", "scrub", "gc", "sync")  # what `shoal run` may start
 FAILURES = FailureClock()  # when each node was first seen failed, per gateway process
 
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from gateway.bucketpolicy import public_read_policy
-from gateway.s3client import S3Client
+if TYPE_CHECKING:
+    from gateway.s3client import S3Client
 
 
 def add_public(actions: argparse._SubParsersAction) -> None:
@@ -35,6 +36,8 @@ def set_public(client: S3Client, bucket: str, prefix: str, public: bool) -> str:
                                          not in got.body):
         raise RuntimeError(got.body.decode(errors="replace"))
     existing = got.body.decode() if got.status == 200 else ""
+    from gateway.bucketpolicy import public_read_policy  # the gateway's own code: heavy
+
     policy = public_read_policy(existing, bucket, prefix, public)
     if policy:
         done = client.request("PUT", f"/{bucket}", "policy", policy.encode(),
@@ -48,6 +51,8 @@ def set_public(client: S3Client, bucket: str, prefix: str, public: bool) -> str:
 
 def run(args: argparse.Namespace) -> None:
     try:
+        from gateway.s3client import S3Client
+
         client = S3Client.from_data(args.data.resolve(), args.endpoint)
     except (OSError, KeyError, ValueError) as err:
         sys.exit(f"shoal bucket public: no running cluster found in {args.data} ({err})")

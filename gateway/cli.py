@@ -16,10 +16,7 @@ import os
 import sys
 from pathlib import Path
 
-from cluster.nodemain import NodeOptions, run_node
 from gateway import admincli, bucketcli, elasticcli
-from gateway.localcluster import UpOptions, run_up
-from gateway.server import GatewayOptions, run_gateway
 
 
 def _env(flag: str, default: str | None = None) -> str | None:
@@ -99,11 +96,17 @@ def main(argv: list[str] | None = None) -> None:
     if args.command in admincli.COMMANDS:
         raise SystemExit(admincli.run(args))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # Imported here: each process imports only the side it runs (start-up is CPU-bound
+    # when `shoal up` starts every process at once).
     if args.command == "up":
+        from gateway.localcluster import UpOptions, run_up
+
         run_up(UpOptions(args.nodes, args.zones, args.data.resolve(), args.port, args.host,
                          args.access_key, args.secret_key, args.workers, args.website_port,
                          args.domain or ""))
     elif args.command == "node":
+        from cluster.nodemain import NodeOptions, run_node
+
         run_node(NodeOptions(
             data=Path(args.data).resolve(), name=args.name, zone=args.zone,
             api_host=args.api_host, api_port=int(args.api_port),
@@ -111,6 +114,8 @@ def main(argv: list[str] | None = None) -> None:
             serf_rpc=args.serf_rpc, join=_joins(args.join),
             capacity=int(args.capacity) if args.capacity else None))
     else:
+        from gateway.server import GatewayOptions, run_gateway
+
         run_gateway(GatewayOptions(
             host=args.host, port=int(args.port), data=Path(args.data).resolve(),
             name=args.name, zone=args.zone, serf_bind=args.serf_bind, serf_rpc=args.serf_rpc,

@@ -86,20 +86,23 @@ class LocalCluster:
             stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent))
 
     def start(self) -> None:
-        for i in range(self.opts.nodes):
-            bind = self.seed if i == 0 else f"127.0.0.1:{free_port()}"
+        binds = [self.seed, *(f"127.0.0.1:{free_port()}" for _ in range(self.opts.nodes - 1))]
+        # Every process may join through any node: the first to come up is joined by the
+        # rest, instead of all waiting out serf's 1 s join retry until the seed is up.
+        joins = ",".join(binds)
+        for i, bind in enumerate(binds):
             self._spawn([
                 "node", "--data", str(self.opts.data / f"node-{i + 1}"),
                 "--name", f"node-{i + 1}", "--zone", f"z{i % self.opts.zones + 1}",
                 "--api-host", "127.0.0.1", "--api-port", str(free_port()),
                 "--serf-bind", bind, "--serf-rpc", f"127.0.0.1:{free_port()}",
-                "--join", self.seed,
+                "--join", joins,
             ], f"node-{i + 1}.log", {})
         self._spawn([
             "gateway", "--host", self.opts.host, "--port", str(self.opts.port),
             "--data", str(self.opts.data / "gateway"), "--name", "gateway-1",
             "--serf-bind", f"127.0.0.1:{free_port()}", "--serf-rpc", f"127.0.0.1:{free_port()}",
-            "--join", self.seed, "--workers", str(self.opts.workers),
+            "--join", joins, "--workers", str(self.opts.workers),
             *(["--website-port", str(self.opts.website_port)] if self.opts.website_port else []),
             *(["--domain", self.opts.domain] if self.opts.domain else []),
         ], "gateway.log", {"SHOAL_ACCESS_KEY": self.ident["access_key"],
