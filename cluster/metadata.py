@@ -146,7 +146,8 @@ class MetadataReplicator:
         return best
 
     async def scan(
-        self, partition: str, start: str, end: str, limit: int, strict: bool = False
+        self, partition: str, start: str, end: str, limit: int, strict: bool = False,
+        fields: list[str] | None = None,
     ) -> tuple[list[tuple[str, Record]], str | None]:
         """Merged records with keys in [start, end), newest version of each key.
 
@@ -154,9 +155,11 @@ class MetadataReplicator:
         range is exhausted. Items past the smallest last key of a truncated owner are held
         back: that owner has not shown them yet, so they are not complete. ``strict``
         refuses a degraded answer (QuorumError), for callers that act on absence.
+        ``fields`` asks the owners for only those fields of each record (listings).
         """
         results = await self._gather(
-            partition, lambda api: self.client.meta_scan(api, start, end, limit), strict)
+            partition, lambda api: self.client.meta_scan(api, start, end, limit, fields=fields),
+            strict)
         merged: dict[str, Record] = {}
         horizon: str | None = None
         for _, (items, truncated) in results:

@@ -12,8 +12,10 @@ Routes (JSON bodies, stdlib json):
 * ``POST /shards/delete`` {"ids": [...]} -> 204.
 * ``POST /meta/put`` {"items": [[key, record], ...]} -> {"applied": [bool, ...]}.
 * ``POST /meta/get`` {"keys": [...]} -> {"records": [record | null, ...]}.
-* ``POST /meta/scan`` {"start", "end", "limit", "summary"} -> {"items", "truncated"};
-  summary drops each record's "inline" field so listings never ship object bodies.
+* ``POST /meta/scan`` {"start", "end", "limit", "summary", "fields"} -> {"items",
+  "truncated"}; summary drops each record's "inline" field so listings never ship object
+  bodies; "fields" (optional) keeps only those fields, plus "hlc" and "deleted" which
+  merging replies needs.
 * ``GET /health`` -> {"name", "zone", "shards", "bytes", "meta_keys"}.
 * ``POST /shards/check`` {"ids", "verify"} -> {"shards": {id: [state, blake3 | null]}}, state
   "ok" | "missing" | "corrupt"; ``verify`` re-hashes the bytes, else the stored hash is read.
@@ -180,11 +182,16 @@ def create_node_app(store: NodeStore, secret: bytes, name: str, zone: str,
             raise BadRequest("'limit' must be a non-negative integer")
         if not isinstance(summary, bool):
             raise BadRequest("'summary' must be a boolean")
+        fields = doc.get("fields")
+        if fields is not None:
+            keep = {*_str_list(doc, "fields"), "hlc", "deleted"}
         try:
             items, truncated = await store.meta_scan(start, end, min(limit, MAX_SCAN))
         except UnicodeEncodeError as exc:
             raise BadRequest(str(exc)) from None
-        if summary:
+        if fields is not None:
+            items = [(k, {f: v for f, v in r.items() if f in keep}) for k, r in items]
+        elif summary:
             items = [(k, {f: v for f, v in r.items() if f != "inline"}) for k, r in items]
         return JSONResponse({"items": items, "truncated": truncated})
 

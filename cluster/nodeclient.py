@@ -217,13 +217,16 @@ class NodeClient:
         return (await self._json(api, "/meta/get", {"keys": keys}))["records"]
 
     async def meta_scan(
-        self, api: str, start: str, end: str, limit: int, summary: bool = True
+        self, api: str, start: str, end: str, limit: int, summary: bool = True,
+        fields: list[str] | None = None,
     ) -> tuple[list[tuple[str, dict]], bool]:
         """Records in [start, end) in byte order (``end=""``: unbounded), at most ``limit``
-        (the node caps a page at 10,000); bool = more remain. ``summary`` drops "inline"."""
-        doc = await self._json(
-            api, "/meta/scan", {"start": start, "end": end, "limit": limit, "summary": summary}
-        )
+        (the node caps a page at 10,000); bool = more remain. ``summary`` drops "inline";
+        ``fields`` keeps only those (and "hlc", "deleted")."""
+        ask = {"start": start, "end": end, "limit": limit, "summary": summary}
+        if fields is not None:
+            ask["fields"] = fields
+        doc = await self._json(api, "/meta/scan", ask)
         return [(k, r) for k, r in doc["items"]], doc["truncated"]
 
     async def health(self, api: str) -> dict:

@@ -60,12 +60,15 @@ class Catalog:
         return rec
 
     async def scan(
-        self, partition: str, start: str, end: str, limit: int = SCAN_PAGE
+        self, partition: str, start: str, end: str, limit: int = SCAN_PAGE,
+        fields: list[str] | None = None,
     ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-        """Live (non-tombstone) records in [start, end), in key order, page by page."""
+        """Live (non-tombstone) records in [start, end), in key order, page by page;
+        ``fields``: only those fields of each record."""
         while True:
             try:
-                items, resume = await self.meta.scan(partition, start, end, limit)
+                items, resume = await self.meta.scan(partition, start, end, limit,
+                                                     fields=fields)
             except QuorumError as err:
                 raise unavailable(err) from None
             for key, rec in items:
@@ -149,9 +152,10 @@ class Catalog:
         await self.put(bucket, [(object_key(bucket, key), tomb)])
 
     def objects(self, bucket: str, start_key: str, end_key: str | None,
-                page: int = SCAN_PAGE) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+                page: int = SCAN_PAGE, fields: list[str] | None = None
+                ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
         """Live object records with start_key <= key < end_key (None: to the end), read
-        ``page`` records per quorum scan."""
+        ``page`` records per quorum scan; ``fields``: only those fields of each."""
         prefix = object_prefix(bucket)
         end = prefix + end_key if end_key is not None else prefix_end(prefix)
-        return self.scan(bucket, prefix + start_key, end, page)
+        return self.scan(bucket, prefix + start_key, end, page, fields)

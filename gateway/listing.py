@@ -8,6 +8,7 @@ entry and the scan jumps past the whole prefix instead of reading it.
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import quote
@@ -22,6 +23,10 @@ if TYPE_CHECKING:
     from gateway.app import S3Request
 
 MAX_KEYS = 1000
+# What a listing entry shows: owners send only these fields of each record (a record
+# also holds blocks, policy, headers...; decoding them was most of a listing's CPU).
+ENTRY_FIELDS = ["bucket", "key", "size", "etag", "last_modified", "checksum"]
+_PLAIN = re.compile(r"[A-Za-z0-9_.~/-]*")  # keys that URL-encoding leaves as they are
 
 
 @dataclass
@@ -51,7 +56,8 @@ async def list_page(req: S3Request, prefix: str, delimiter: str, start: str,
         # One record past max_keys decides IsTruncated in the same scan: a scan page of
         # exactly max_keys would cost a second full page just to see that record.
         page = max_keys - len(entries) + 1
-        async for meta_key, rec in req.catalog.objects(req.bucket, start, end, page):
+        async for meta_key, rec in req.catalog.objects(req.bucket, start, end, page,
+                                                        ENTRY_FIELDS):
             key = meta_key[len(base):]
             if len(entries) == max_keys:
                 return Page(entries, True, key)
@@ -89,7 +95,7 @@ def list_params(req: S3Request) -> tuple[str, str, int, bool]:
 
 
 def _enc(value: str, url: bool) -> str:
-    return quote(value, safe="/") if url else value
+    return quote(value, safe="/") if url and not _PLAIN.fullmatch(value) else value
 
 
 def _contents(page: Page, url: bool, owner: bool) -> list:
