@@ -34,13 +34,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -50,6 +50,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cluster.nodeauth import HASH_HEADER, AuthError, Verifier, content_hash_async
 from cluster.store import CorruptShard, NodeStore
+
+
+class FastJSON(JSONResponse):
+    """Starlette's JSONResponse encoded by orjson: node answers (scans, record batches)
+    are the JSON every metadata operation waits on."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
 
 SHARD_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 MAX_SCAN = 10_000  # items per scan response; callers page on "truncated"
@@ -72,7 +80,7 @@ class NodeAuthMiddleware:
             try:
                 self.verifier.check(scope["method"], path_qs(scope), headers)
             except AuthError as exc:
-                await JSONResponse({"error": "forbidden", "reason": str(exc)}, 403)(
+                await FastJSON({"error": "forbidden", "reason": str(exc)}, 403)(
                     scope, receive, send
                 )
                 return
@@ -97,7 +105,7 @@ async def verified_body(request: Request) -> bytes:
 
 async def json_body(request: Request) -> dict[str, Any]:
     try:
-        doc = json.loads(await verified_body(request))
+        doc = orjson.loads(await verified_body(request))
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"bad JSON: {exc}") from None
     if not isinstance(doc, dict):
@@ -137,9 +145,9 @@ def create_node_app(store: NodeStore, secret: bytes, name: str, zone: str,
         try:
             found = await store.get_shard_with_hash(shard_id)
         except CorruptShard:
-            return JSONResponse({"error": "corrupt"}, 409)
+            return FastJSON({"error": "corrupt"}, 409)
         if found is None:
-            return JSONResponse({"error": "not found"}, 404)
+            return FastJSON({"error": "not found"}, 404)
         data, digest = found
         return Response(data, 200, {"x-shoal-blake3": digest}, "application/octet-stream")
 
@@ -162,7 +170,7 @@ def create_node_app(store: NodeStore, secret: bytes, name: str, zone: str,
             applied = await store.meta_put([(k, r) for k, r in items])
         except (ValueError, UnicodeEncodeError) as exc:
             raise BadRequest(str(exc)) from None
-        return JSONResponse({"applied": applied})
+        return FastJSON({"applied": applied})
 
     async def meta_get(request: Request) -> Response:
         keys = _str_list(await json_body(request), "keys")
@@ -170,7 +178,7 @@ def create_node_app(store: NodeStore, secret: bytes, name: str, zone: str,
             records = await store.meta_get(keys)
         except UnicodeEncodeError as exc:
             raise BadRequest(str(exc)) from None
-        return JSONResponse({"records": records})
+        return FastJSON({"records": records})
 
     async def meta_scan(request: Request) -> Response:
         doc = await json_body(request)
@@ -193,11 +201,11 @@ def create_node_app(store: NodeStore, secret: bytes, name: str, zone: str,
             items = [(k, {f: v for f, v in r.items() if f in keep}) for k, r in items]
         elif summary:
             items = [(k, {f: v for f, v in r.items() if f != "inline"}) for k, r in items]
-        return JSONResponse({"items": items, "truncated": truncated})
+        return FastJSON({"items": items, "truncated": truncated})
 
     async def health(request: Request) -> Response:
         await verified_body(request)
-        return JSONResponse({"name": name, "zone": zone, **(await store.astats())})
+        return FastJSON({"name": name, "zone": zone, **(await store.astats())})
 
     async def check_shards(request: Request) -> Response:
         doc = await json_body(request)
@@ -216,14 +224,14 @@ def create_node_app(store: NodeStore, secret: bytes, name: str, zone: str,
                 out[shard_id] = ["corrupt", None]
                 continue
             out[shard_id] = ["missing", None] if digest is None else ["ok", digest]
-        return JSONResponse({"shards": out})
+        return FastJSON({"shards": out})
 
     async def list_shards(request: Request) -> Response:
         doc = await json_body(request)
         after, limit = doc.get("after", ""), doc.get("limit", 1000)
         if not isinstance(after, str) or not isinstance(limit, int) or not 0 <= limit <= MAX_SCAN:
             raise BadRequest("'after' must be a string and 'limit' 0..10000")
-        return JSONResponse({"ids": await store.shard_ids(after, limit)})
+        return FastJSON({"ids": await store.shard_ids(after, limit)})
 
     async def meta_digests(request: Request) -> Response:
         bounds = _str_list(await json_body(request), "bounds")
@@ -233,38 +241,38 @@ def create_node_app(store: NodeStore, secret: bytes, name: str, zone: str,
             digests = await store.meta_digests(bounds)
         except UnicodeEncodeError as exc:
             raise BadRequest(str(exc)) from None
-        return JSONResponse({"digests": digests})
+        return FastJSON({"digests": digests})
 
     async def admin_status(request: Request) -> Response:
         await verified_body(request)
         if background is None:
-            return JSONResponse({"error": "no background work on this node"}, 404)
-        return JSONResponse(background.status())
+            return FastJSON({"error": "no background work on this node"}, 404)
+        return FastJSON(background.status())
 
     async def admin_run(request: Request) -> Response:
         doc = await json_body(request)
         if background is None:
-            return JSONResponse({"error": "no background work on this node"}, 404)
+            return FastJSON({"error": "no background work on this node"}, 404)
         try:
             background.run_now(doc.get("task"))
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
-        return JSONResponse({"started": doc.get("task")})
+        return FastJSON({"started": doc.get("task")})
 
     async def admin_drain(request: Request) -> Response:
         await verified_body(request)
         if background is None:
-            return JSONResponse({"error": "no background work on this node"}, 404)
+            return FastJSON({"error": "no background work on this node"}, 404)
         try:
-            return JSONResponse(await background.begin_drain())
+            return FastJSON(await background.begin_drain())
         except RuntimeError as exc:
-            return JSONResponse({"error": str(exc)}, 503)
+            return FastJSON({"error": str(exc)}, 503)
 
     async def forbidden(request: Request, exc: Exception) -> Response:
-        return JSONResponse({"error": "forbidden", "reason": str(exc)}, 403)
+        return FastJSON({"error": "forbidden", "reason": str(exc)}, 403)
 
     async def bad_request(request: Request, exc: Exception) -> Response:
-        return JSONResponse({"error": "bad request", "reason": str(exc)}, 400)
+        return FastJSON({"error": "bad request", "reason": str(exc)}, 400)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

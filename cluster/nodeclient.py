@@ -25,11 +25,11 @@ connection turned out to be closed by the node is retried once on a fresh connec
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
 import aiohttp
+import orjson
 from yarl import URL
 
 from cluster.coalesce import Coalescer
@@ -156,12 +156,12 @@ class NodeClient:
                 self._probing.discard(api)
 
     async def _json(self, api: str, path: str, doc: dict[str, Any]) -> Any:
-        status, _, data = await self._call(api, "POST", path, json.dumps(doc).encode())
+        status, _, data = await self._call(api, "POST", path, orjson.dumps(doc))
         if status == 204:
             return None
         if status != 200:
             raise NodeRejected(status, data[:200].decode("utf-8", "replace"))
-        return json.loads(data)
+        return orjson.loads(data)
 
     # -- shards -------------------------------------------------------------------------------
 
@@ -234,7 +234,7 @@ class NodeClient:
         status, _, data = await self._call(api, "GET", "/health", b"", content_hash(b""))
         if status != 200:
             raise NodeRejected(status, data[:200].decode("utf-8", "replace"))
-        return json.loads(data)
+        return orjson.loads(data)
 
     # -- background work ------------------------------------------------------------------
 
@@ -260,7 +260,7 @@ class NodeClient:
         status, _, data = await self._call(api, "GET", "/admin/status", b"", content_hash(b""))
         if status != 200:
             raise NodeRejected(status, data[:200].decode("utf-8", "replace"))
-        return json.loads(data)
+        return orjson.loads(data)
 
     async def admin_run(self, api: str, task: str) -> None:
         """Ask the node to start a pass of ``task`` now (see cluster.nodework.TASKS)."""

@@ -30,6 +30,7 @@ from hashlib import blake2b
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
 import rocksdict
 
 from cluster.nodeauth import content_hash_async
@@ -84,7 +85,7 @@ def newer(a: dict, b: dict | None) -> bool:
 
 
 def _encode(record: dict) -> bytes:
-    return json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()
+    return orjson.dumps(record)  # records are JSON; orjson because every scan decodes them
 
 
 @dataclass
@@ -315,7 +316,7 @@ class NodeStore:
             current = {k: overlay.get(k) for k in keys}
             for k, raw in zip(keys, stored, strict=True):
                 if current[k] is None and raw is not None:
-                    current[k] = json.loads(raw)
+                    current[k] = orjson.loads(raw)
             applied = []
             for k, record, raw in prepared:
                 win = newer(record, current[k])
@@ -336,7 +337,7 @@ class NodeStore:
         if not keys:
             return []
         raws = await self._run(self._meta.get, [k.encode() for k in keys])
-        return [None if raw is None else json.loads(raw) for raw in raws]
+        return [None if raw is None else orjson.loads(raw) for raw in raws]
 
     async def meta_scan(
         self, start: str, end: str, limit: int
@@ -357,7 +358,7 @@ class NodeStore:
                 it.seek(lo)
                 out: list[tuple[str, dict]] = []
                 while it.valid() and len(out) < limit:
-                    out.append((it.key().decode(), json.loads(it.value())))
+                    out.append((it.key().decode(), orjson.loads(it.value())))
                     it.next()
                 return out, it.valid()
             finally:
@@ -384,7 +385,7 @@ class NodeStore:
                     it.seek(lo.encode())
                     h, n = blake2b(digest_size=16), 0
                     while it.valid():
-                        hlc = json.loads(it.value()).get("hlc")
+                        hlc = orjson.loads(it.value()).get("hlc")
                         h.update(it.key() + b"\0" + json.dumps(hlc).encode() + b"\n")
                         n += 1
                         it.next()
