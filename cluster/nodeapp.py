@@ -9,6 +9,8 @@ Routes (JSON bodies, stdlib json):
 * ``PUT /shards/{id}`` shard bytes -> 204. The content hash *is* the shard's BLAKE3, so a
   shard whose declared hash does not match its bytes is refused (403) and never stored.
 * ``GET /shards/{id}`` -> 200 bytes + ``x-shoal-blake3``; 404 absent; 409 corrupt.
+  ``?spans=a-b,c-d`` sends only those byte spans, concatenated (range reads); the whole
+  shard is still checked against its hash first.
 * ``POST /shards/delete`` {"ids": [...]} -> 204.
 * ``POST /meta/put`` {"items": [[key, record], ...]} -> {"applied": [bool, ...]}.
 * ``POST /meta/get`` {"keys": [...]} -> {"records": [record | null, ...]}.
@@ -113,6 +115,19 @@ async def json_body(request: Request) -> dict[str, Any]:
     return doc
 
 
+def _spans(raw: str | None) -> list[tuple[int, int]] | None:
+    """``spans=a-b,c-d`` (at most 4, each 0 <= a <= b) of a ranged shard read."""
+    if raw is None:
+        return None
+    try:
+        spans = [(int(a), int(b)) for a, b in (part.split("-") for part in raw.split(","))]
+    except ValueError:
+        raise BadRequest("spans must look like 0-80,1000-2000") from None
+    if not 1 <= len(spans) <= 4 or any(not 0 <= a <= b for a, b in spans):
+        raise BadRequest("1 to 4 spans, each start <= end")
+    return spans
+
+
 def _str_list(doc: dict[str, Any], name: str) -> list[str]:
     value = doc.get(name)
     if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
@@ -141,6 +156,7 @@ def create_node_app(store: NodeStore, secret: bytes, name: str, zone: str,
 
     async def get_shard(request: Request) -> Response:
         shard_id = _shard_id(request)
+        spans = _spans(request.query_params.get("spans"))
         await verified_body(request)
         try:
             found = await store.get_shard_with_hash(shard_id)
@@ -149,6 +165,11 @@ def create_node_app(store: NodeStore, secret: bytes, name: str, zone: str,
         if found is None:
             return FastJSON({"error": "not found"}, 404)
         data, digest = found
+        if spans is not None:  # the whole shard was verified above; send only the spans
+            if any(b > len(data) for _, b in spans):
+                raise BadRequest("span past the end of the shard")
+            view = memoryview(data)
+            data = b"".join(view[a:b] for a, b in spans)
         return Response(data, 200, {"x-shoal-blake3": digest}, "application/octet-stream")
 
     async def delete_shards(request: Request) -> Response:

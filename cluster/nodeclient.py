@@ -173,21 +173,32 @@ class NodeClient:
             raise NodeRejected(status, body[:200].decode("utf-8", "replace"))
 
     async def get_shard(self, api: str, shard_id: str, expected_hash: str | None = None,
-                        force: bool = False) -> bytes:
+                        force: bool = False, spans: list[tuple[int, int]] | None = None
+                        ) -> bytes:
         """The shard's bytes, checked against the node's ``x-shoal-blake3`` and, when given,
         ``expected_hash`` (a prefix of the hex is enough). ShardMissing if absent or bad.
         ``force`` tries a node even while it is marked down: for a reader with no other
-        way to reach k shards, one timeout beats a certain failure."""
-        status, headers, data = await self._call(api, "GET", f"/shards/{shard_id}",
-                                                 force=force)
+        way to reach k shards, one timeout beats a certain failure. ``spans``: only those
+        byte spans, concatenated -- the node checked the whole shard against its stored
+        hash, which must match ``expected_hash``; the spans cannot be re-hashed here."""
+        path = f"/shards/{shard_id}"
+        if spans is not None:
+            path += "?spans=" + ",".join(f"{a}-{b}" for a, b in spans)
+        status, headers, data = await self._call(api, "GET", path, force=force)
         if status == 404:
             raise ShardMissing(f"{shard_id} not on {api}")
         if status == 409:
             raise ShardMissing(f"{shard_id} corrupt on {api}", corrupt=True)
         if status != 200:
             raise NodeRejected(status, data[:200].decode("utf-8", "replace"))
+        claimed = headers.get("x-shoal-blake3") or ""
+        if spans is not None:
+            if len(data) != sum(b - a for a, b in spans) or (
+                    expected_hash is not None and not claimed.startswith(expected_hash)):
+                raise ShardMissing(f"{shard_id} from {api} is not the shard asked for",
+                                   corrupt=True)
+            return data
         actual = await content_hash_async(data)
-        claimed = headers.get("x-shoal-blake3")
         if claimed != actual or (expected_hash is not None and not actual.startswith(expected_hash)):
             raise ShardMissing(f"{shard_id} from {api} fails its hash", corrupt=True)
         return data

@@ -269,15 +269,14 @@ async def read_part(
     located = [_locate(backend, block, i) for i in needed]
     if sealer is None and len(needed) < len(slices) and all(located):
         try:
-            shards = await asyncio.wait_for(asyncio.gather(*(
-                backend.client.get_shard(api, f"{block.id}.{i}", ref.hash)
+            # Only the covered bytes of each shard (and its fragment header) travel: the
+            # node checks the whole shard's hash before it sends them.
+            fetched = await asyncio.wait_for(asyncio.gather(*(
+                backend.client.get_shard(api, f"{block.id}.{i}", ref.hash,
+                                         spans=codec.payload_spans(i, block.size, lo, hi))
                 for i, (api, ref) in zip(needed, located, strict=True))), HEDGE_AFTER)
-            parts = []
-            for i, shard in zip(needed, shards, strict=True):
-                a, b = slices[i]
-                payload = codec.data_payload(i, shard, block.size)
-                parts.append(payload[max(lo - a, 0) : min(hi, b) - a])
-            return b"".join(parts)
+            return b"".join(codec.payload_of_spans(i, got, block.size)
+                            for i, got in zip(needed, fetched, strict=True))
         except (NodeUnavailable, ShardMissing, ValueError, TimeoutError):
             pass  # fall through to the whole-block read, which uses parity
     data = await read_block(backend, policy, block, sealer)

@@ -147,21 +147,28 @@ class BlockCodec:
         return [(min(i * size, block_size), min((i + 1) * size, block_size))
                 for i in range(self._k)]
 
-    def data_payload(self, index: int, shard: Buffer, block_size: int) -> memoryview:
-        """The block bytes data shard ``index`` holds (its ``data_slices`` entry), checked
-        against the shard's own header; ValueError when they disagree."""
+    def payload_spans(self, index: int, block_size: int, lo: int, hi: int
+                      ) -> list[tuple[int, int]]:
+        """Byte spans of data shard ``index`` that hold block bytes [lo, hi) (clipped to
+        the shard's slice), after the fragment header when there is one: a range read
+        fetches only these, and ``payload_of_spans`` checks and unwraps them."""
         start, end = self.data_slices(block_size)[index]
-        view = memoryview(shard)
+        a, b = max(lo, start) - start, min(hi, end) - start
         if self._driver is None or self.policy.kind == "replica":
-            _check_len(view, end - start, f"shard {index}")
+            return [(a, b)]
+        return [(0, self._header), (self._header + a, self._header + b)]
+
+    def payload_of_spans(self, index: int, fetched: Buffer, block_size: int) -> memoryview:
+        """The block bytes in what ``payload_spans`` fetched, after checking the fragment
+        header names this shard of this block; ValueError when it does not."""
+        view = memoryview(fetched)
+        if self._driver is None or self.policy.kind == "replica":
             return view
-        meta = self._driver.get_metadata(bytes(view[:_HEADER_PROBE]), formatted=True)
+        meta = self._driver.get_metadata(bytes(view[:self._header]), formatted=True)
         if meta["index"] != index or meta["orig_data_size"] != block_size:
             raise ValueError(f"{self.policy}: shard {index} is not data fragment {index} of "
                              f"a {block_size}-byte block")
-        if len(view) != self._header + meta["size"] or meta["size"] < end - start:
-            raise ValueError(f"{self.policy}: shard {index} has an unexpected length")
-        return view[self._header : self._header + end - start]
+        return view[self._header:]
 
     def _join_data_fragments(self, fragments: list[Buffer], block_size: int) -> bytes:
         assert self._driver is not None

@@ -140,6 +140,25 @@ def test_shard_put_get_delete(node: Node) -> None:
     with_client(body)
 
 
+def test_shard_spans_send_only_those_bytes(node: Node) -> None:
+    data = os.urandom(300_000)
+    digest = content_hash(data)
+
+    async def body(c: NodeClient) -> None:
+        await c.put_shard(node.api, "blk4.1", data, digest)
+        got = await c.get_shard(node.api, "blk4.1", digest[:32], spans=[(0, 80), (1000, 5000)])
+        assert got == data[:80] + data[1000:5000]
+        with pytest.raises(ShardMissing) as other:  # the node's hash is not the record's
+            await c.get_shard(node.api, "blk4.1", content_hash(b"x")[:32], spans=[(0, 8)])
+        assert other.value.corrupt
+        for bad in ([(0, len(data) + 1)], [(9, 2)], [(0, 1)] * 5):
+            with pytest.raises(NodeRejected) as refused:
+                await c.get_shard(node.api, "blk4.1", spans=bad)
+            assert refused.value.status == 400
+
+    with_client(body)
+
+
 def test_shard_with_wrong_hash_is_refused_on_write(node: Node) -> None:
     async def body(c: NodeClient) -> None:
         with pytest.raises(NodeRejected) as refused:
@@ -179,6 +198,9 @@ def test_corrupt_stored_shard_is_409_corrupt(make_node: Callable[[], Node]) -> N
         with pytest.raises(ShardMissing) as bad:
             await c.get_shard(n.api, "blk3.0")
         assert bad.value.corrupt
+        with pytest.raises(ShardMissing) as ranged:  # a range read checks the whole shard
+            await c.get_shard(n.api, "blk3.0", spans=[(0, 4)])
+        assert ranged.value.corrupt
 
     with_client(body)
 
@@ -212,6 +234,9 @@ def test_meta_scan_order_and_summary(node: Node) -> None:
         page, more = await c.meta_scan(node.api, "scan/", "scan0", 2, summary=False)
         assert [k for k, _ in page] == inside[:2] and more
         assert all(r["inline"] == "SGVsbG8=" for _, r in page)
+        slim, _ = await c.meta_scan(node.api, "scan/", "scan0", 100, fields=["size"])
+        assert [k for k, _ in slim] == inside
+        assert all(r == {"hlc": [1, 0, "g1"], "size": 5} for _, r in slim)
 
     with_client(body)
 

@@ -182,4 +182,32 @@ def test_data_shards_are_plain_slices_of_the_block(policy, size):
     slices = codec.data_slices(size)
     assert slices[0][0] == 0 and max(b for _, b in slices) == size
     for i, (a, b) in enumerate(slices):
-        assert bytes(codec.data_payload(i, shards[i], size)) == block[a:b]
+        spans = codec.payload_spans(i, size, 0, size)
+        fetched = b"".join(shards[i][x:y] for x, y in spans)  # what the node sends
+        assert bytes(codec.payload_of_spans(i, fetched, size)) == block[a:b]
+
+
+@settings(max_examples=40, deadline=None)
+@given(policy=st.sampled_from(["2+1", "4+2", "8+4", "replica:3", "3+0"]),
+       size=st.integers(min_value=1, max_value=300_000), data=st.data())
+def test_a_range_reads_back_from_the_spans_of_the_shards_it_covers(policy, size, data):
+    codec = codec_for(parse_policy(policy))
+    block = os.urandom(size)
+    shards = codec.encode(block)
+    lo = data.draw(st.integers(0, size - 1))
+    hi = data.draw(st.integers(lo + 1, size))
+    got = b""
+    for i, (a, b) in enumerate(codec.data_slices(size)):
+        if a < hi and b > lo:
+            spans = codec.payload_spans(i, size, lo, hi)
+            got += bytes(codec.payload_of_spans(
+                i, b"".join(shards[i][x:y] for x, y in spans), size))
+    assert got == block[lo:hi]
+
+
+def test_spans_from_another_fragment_are_refused():
+    codec = codec_for(parse_policy("4+2"))
+    shards = codec.encode(block_of(100_000))
+    spans = codec.payload_spans(1, 100_000, 0, 10)
+    with pytest.raises(ValueError):
+        codec.payload_of_spans(1, b"".join(shards[2][x:y] for x, y in spans), 100_000)
