@@ -23,7 +23,7 @@ from cluster.drain import MARKER as DRAIN_MARKER
 from cluster.membership import Membership
 from cluster.nodeapp import create_node_app
 from cluster.nodework import NodeWork, WorkConfig
-from cluster.process import Secrets, disk_capacity, own_address, start_serf
+from cluster.process import Secrets, disk_capacity, own_address, start_serf, tune_malloc
 from cluster.serfagent import SerfAgent, split_hostport
 from cluster.store import NodeStore
 
@@ -58,6 +58,7 @@ def node_identity(data: Path, requested: str | None, zone: str) -> tuple[str, st
 
 
 def run_node(opts: NodeOptions) -> None:
+    tune_malloc()
     secrets = Secrets.from_env()
     opts.data.mkdir(parents=True, exist_ok=True)
     name, zone = node_identity(opts.data, opts.name, opts.zone)

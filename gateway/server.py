@@ -14,7 +14,7 @@ from pathlib import Path
 import uvicorn
 
 from cluster.membership import Membership
-from cluster.process import Secrets, start_serf
+from cluster.process import Secrets, start_serf, tune_malloc
 from cluster.serfagent import split_hostport
 from gateway.app import S3App, create_app
 from gateway.vhost import parse_domains
@@ -67,6 +67,7 @@ def run_gateway(opts: GatewayOptions) -> None:
 
 
 def app_from_env() -> S3App | Listeners:
+    tune_malloc()  # per worker process: each has its own heap
     secrets = Secrets.from_env()
     host, port = split_hostport(os.environ["SHOAL_SERF_RPC"])
     membership = Membership(host, port, secrets.rpc_token)
