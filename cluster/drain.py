@@ -60,10 +60,6 @@ class Drainer:
         self._quiet = 0
         self._asked = 0.0
 
-    @property
-    def draining(self) -> bool:
-        return self.began is not None
-
     def status(self) -> dict:
         return {**self.progress, "began": self.began}
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from cluster.membership import Member, Membership
@@ -54,6 +54,13 @@ def candidates(members: Sequence[Member]) -> list[Candidate]:
         weight = max(m.capacity, 1) / 2**40 if m.capacity else 1.0
         out.append(Candidate(name=m.name, zone=m.zone or "default", weight=weight))
     return out
+
+
+def writable_candidates(members: Iterable[Member], client: NodeClient) -> list[Candidate]:
+    """Nodes that take new shards, as placement candidates: alive in gossip, not
+    draining, and not failing this process's calls."""
+    return candidates([m for m in members if m.role == "node" and m.status == "alive"
+                       and m.api and not m.draining and not client.is_down(m.api)])
 
 
 class MetadataReplicator:
@@ -90,8 +97,10 @@ class MetadataReplicator:
         if not active:
             raise QuorumError("no storage nodes in the cluster")
         picked = [by_name[c.name] for c in owners(partition.encode(), candidates(active), self.r)]
-        before = owners(partition.encode(), candidates(nodes), self.r)
-        handoff = [by_name[c.name] for c in before if by_name[c.name].draining]
+        handoff = []
+        if len(active) < len(nodes):  # someone drains: who owned the partition before?
+            before = owners(partition.encode(), candidates(nodes), self.r)
+            handoff = [by_name[c.name] for c in before if by_name[c.name].draining]
         if len(self._owners) > 4096:
             self._owners.clear()
         self._owners[key] = (picked, handoff)

@@ -240,12 +240,15 @@ class NodeClient:
         doc = await self._json(api, "/meta/scan", ask)
         return [(k, r) for k, r in doc["items"]], doc["truncated"]
 
-    async def health(self, api: str) -> dict:
-        """{"name", "zone", "shards", "bytes", "meta_keys"} of the node."""
-        status, _, data = await self._call(api, "GET", "/health", b"", content_hash(b""))
+    async def _get_json(self, api: str, path: str) -> Any:
+        status, _, data = await self._call(api, "GET", path, b"", content_hash(b""))
         if status != 200:
             raise NodeRejected(status, data[:200].decode("utf-8", "replace"))
         return orjson.loads(data)
+
+    async def health(self, api: str) -> dict:
+        """{"name", "zone", "shards", "bytes", "meta_keys"} of the node."""
+        return await self._get_json(api, "/health")
 
     # -- background work ------------------------------------------------------------------
 
@@ -268,10 +271,7 @@ class NodeClient:
 
     async def admin_status(self, api: str) -> dict:
         """The node's background-work report (see cluster.nodework.NodeWork.status)."""
-        status, _, data = await self._call(api, "GET", "/admin/status", b"", content_hash(b""))
-        if status != 200:
-            raise NodeRejected(status, data[:200].decode("utf-8", "replace"))
-        return orjson.loads(data)
+        return await self._get_json(api, "/admin/status")
 
     async def admin_run(self, api: str, task: str) -> None:
         """Ask the node to start a pass of ``task`` now (see cluster.nodework.TASKS)."""

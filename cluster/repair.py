@@ -45,7 +45,7 @@ from collections.abc import Callable
 
 from cluster.layout import DATA_KINDS, bucket_ranges
 from cluster.membership import Member
-from cluster.metadata import MetadataReplicator, QuorumError, candidates
+from cluster.metadata import MetadataReplicator, QuorumError, writable_candidates
 from cluster.nodeauth import content_hash_async
 from cluster.nodeclient import NodeClient, NodeUnavailable, ShardMissing
 from cluster.pacing import Pacer
@@ -185,10 +185,9 @@ class Repairer:
         as is; every other slot is rebuilt from k good shards."""
         good = [s for s in health.slots if s.state == "ok" and s.slot not in health.repair]
         keep = [s.node for s in good if s.node]
-        writable = [m for m in members.values() if m.status == "alive" and m.api
-                    and not m.draining and not self.client.is_down(m.api)]
+        writable = writable_candidates(members.values(), self.client)
         cap = policy.m if policy.zones > 1 else None
-        targets = pick_targets(block["id"], keep, candidates(writable), len(health.repair), cap)
+        targets = pick_targets(block["id"], keep, writable, len(health.repair), cap)
         if not targets:  # every live node already holds a shard: nothing would improve
             self.progress["blocks_no_target"] += 1
             return {}

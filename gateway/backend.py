@@ -13,7 +13,7 @@ from typing import Any
 
 from cluster.hlc import HybridClock
 from cluster.membership import Member, Membership
-from cluster.metadata import MetadataReplicator, candidates
+from cluster.metadata import MetadataReplicator, writable_candidates
 from cluster.nodeclient import NodeClient
 from placement.hrw import Candidate
 from placement.policy import StoragePolicy, default_policy
@@ -47,14 +47,8 @@ class Backend:
         return any(m.name == name and m.status != "alive" for m in self.node_members())
 
     def writable_nodes(self) -> list[Candidate]:
-        """Nodes that take new shards: alive in gossip, not draining, and not failing
-        our requests."""
-        live = [
-            m for m in self.node_members()
-            if m.status == "alive" and m.api and not m.draining
-            and not self.client.is_down(m.api)
-        ]
-        return candidates(live)
+        """Nodes that take new shards (cluster.metadata.writable_candidates)."""
+        return writable_candidates(self.node_members(), self.client)
 
     def default_policy(self) -> StoragePolicy:
         alive = sum(1 for m in self.node_members() if m.status == "alive" and not m.draining)
