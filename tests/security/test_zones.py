@@ -11,18 +11,10 @@ import os
 import pytest
 
 from gateway.adminclient import AdminCallError
-from tests.harness import ShoalCluster, error_of, wait_until
+from tests.harness import error_of, wait_until
 from tests.security.conftest import admin_of
 
 MiB = 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def six(tmp_path_factory):
-    c = ShoalCluster(tmp_path_factory.mktemp("zones") / "data", nodes=6, zones=3)
-    c.start()
-    yield c
-    c.stop()
 
 
 def refused(call, *args, **kwargs) -> str:  # noqa: ANN001
@@ -32,9 +24,9 @@ def refused(call, *args, **kwargs) -> str:  # noqa: ANN001
     return info.value.message
 
 
-def test_policies_survive_node_and_zone_loss_and_unsatisfiable_ones_are_refused(six):
-    admin = admin_of(six)
-    s3 = six.client()
+def test_policies_survive_node_and_zone_loss_and_unsatisfiable_ones_are_refused(cluster):
+    admin = admin_of(cluster)
+    s3 = cluster.client()
     zonal = admin.create_bucket("zonal", "2+1", zones=3)
     assert zonal["policy"]["text"] == "ec:2+1" and zonal["policy"]["zones"] == 3
     assert admin.bucket_info("zonal")["policy"] == zonal["policy"]
@@ -62,9 +54,9 @@ def test_policies_survive_node_and_zone_loss_and_unsatisfiable_ones_are_refused(
         got = s3.get_object(Bucket=bucket, Key="o3", Range="bytes=4194000-4194999")
         assert got["Body"].read() == bodies["o3"][4194000:4195000]
 
-    six.kill_node("node-4")  # one node of zone z1
+    cluster.kill_node("node-4")  # one node of zone z1
     all_read_back("pair")
-    six.kill_node("node-1")  # the rest of zone z1
+    cluster.kill_node("node-1")  # the rest of zone z1
     all_read_back("zonal")
     all_read_back("pair")
 
