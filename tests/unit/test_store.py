@@ -161,6 +161,31 @@ def test_wrong_stored_hash_is_detected_on_read(tmp_path: Path) -> None:
     run(tmp_path, body)
 
 
+def test_rot_in_a_blob_file_is_caught_by_blake3(tmp_path: Path) -> None:
+    """Shard reads skip RocksDB's own blob checksum (the store's BLAKE3 covers the bytes):
+    a byte flipped on disk inside a blob file must still fail the read, whole or spans."""
+    data = bytes(range(256)) * 1024  # 256 KiB: stored in a blob file, not inline
+
+    async def write(store: NodeStore) -> None:
+        await store.put_shard("rot.0", data, content_hash(data))
+        store._shards.flush()  # out of the memtable and into a blob file on disk
+
+    run(tmp_path, write)
+    blob = next(tmp_path.glob("*.blob"))
+    raw = bytearray(blob.read_bytes())
+    at = raw.find(data[:4096]) + 5000
+    raw[at] ^= 0x01
+    blob.write_bytes(bytes(raw))
+
+    async def read(store: NodeStore) -> None:
+        with pytest.raises(CorruptShard):
+            await store.get_shard("rot.0")
+        with pytest.raises(CorruptShard):
+            await store.get_shard_with_hash("rot.0", [(0, 10)])
+
+    run(tmp_path, read)
+
+
 def test_second_open_of_a_locked_db_raises(tmp_path: Path) -> None:
     async def body(store: NodeStore) -> None:
         with pytest.raises(Exception, match="(?i)lock"):
