@@ -20,7 +20,8 @@ one call probes the node while the others keep failing fast; any HTTP answer bel
 clears the mark, another failure renews it.
 
 Retries: every node API operation is idempotent, so a request whose pooled keep-alive
-connection turned out to be closed by the node is retried once on a fresh connection.
+connection turned out to be closed by the node is retried once on a fresh connection
+(``cluster.httppool``).
 """
 
 from __future__ import annotations
@@ -28,11 +29,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import aiohttp
 import orjson
-from yarl import URL
 
 from cluster.coalesce import Coalescer
+from cluster.httppool import ConnectionLost, HttpPool
 from cluster.nodeauth import content_hash, content_hash_async, sign
 
 
@@ -67,29 +67,25 @@ class NodeClient:
         down_cooldown: float = 2.0,
     ) -> None:
         self._secret = secret
-        self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=connect_timeout)
+        self._timeout = timeout
+        self._connect_timeout = connect_timeout
         self._cooldown = down_cooldown
         self._down_until: dict[str, float] = {}  # api -> monotonic time the mark expires
         self._probing: set[str] = set()
-        self._session: aiohttp.ClientSession | None = None
+        self._pool: HttpPool | None = None
         self._puts = Coalescer(self._meta_put_now)
         self._gets = Coalescer(self._meta_get_now)
 
     async def start(self) -> None:
         """Open the connection pool (idempotent)."""
-        if self._session is None:
-            # Idle connections are dropped before the node's keep-alive timeout (uvicorn's
-            # default is 5 s), so the pool rarely hands out one the node has closed.
-            connector = aiohttp.TCPConnector(limit=0, limit_per_host=64, keepalive_timeout=4.0)
-            self._session = aiohttp.ClientSession(
-                connector=connector, timeout=self._timeout, auto_decompress=False
-            )
+        if self._pool is None:
+            self._pool = HttpPool(self._timeout, self._connect_timeout)
 
     async def close(self) -> None:
-        """Close the pool; in-flight calls fail."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        """Close the pool's idle connections; later calls fail until ``start``."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
 
     # -- circuit breaker ----------------------------------------------------------------------
 
@@ -124,33 +120,21 @@ class NodeClient:
         force: bool = False,
     ) -> tuple[int, dict[str, str], bytes]:
         """(status, headers, body) of a response below 500; raises NodeUnavailable else."""
-        if self._session is None:
+        if self._pool is None:
             raise RuntimeError("NodeClient.start() was not called")
         probe = False if force else self._admit(api)
         try:
             body_hash = body_hash if body_hash is not None else await content_hash_async(body)
-            url = URL(api.rstrip("/") + path, encoded=True)
-            for attempt in (1, 2):
-                headers = sign(self._secret, method, url.raw_path_qs, body_hash)
-                try:
-                    async with self._session.request(
-                        method, url, data=body if body else None, headers=headers
-                    ) as resp:
-                        data = await resp.read()
-                        status, rheaders = resp.status, dict(resp.headers)
-                except aiohttp.ServerDisconnectedError as exc:
-                    if attempt == 1:
-                        continue  # a stale pooled connection; all operations are idempotent
-                    self._mark_down(api)
-                    raise NodeUnavailable(f"{api}: {exc!r}") from exc
-                except (TimeoutError, aiohttp.ClientConnectionError) as exc:
-                    self._mark_down(api)
-                    raise NodeUnavailable(f"{api}: {exc!r}") from exc
-                break
+            headers = sign(self._secret, method, path, body_hash)
+            try:
+                status, rheaders, data = await self._pool.request(api, method, path, headers, body)
+            except (OSError, TimeoutError, ConnectionLost) as exc:
+                self._mark_down(api)
+                raise NodeUnavailable(f"{api}: {exc!r}") from exc
             if status >= 500:
                 raise NodeUnavailable(f"{api}: {method} {path} -> {status}")
             self._down_until.pop(api, None)
-            return status, {k.lower(): v for k, v in rheaders.items()}, data
+            return status, rheaders, data
         finally:
             if probe:
                 self._probing.discard(api)

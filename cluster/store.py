@@ -353,7 +353,9 @@ class NodeStore:
         """Stored records (tombstones included) in the order of ``keys``; None if absent."""
         if not keys:
             return []
-        raws = await self._run(self._meta.get, [k.encode() for k in keys])
+        # On the loop: a few small point reads take microseconds (metadata stays in the
+        # block cache), a thread hop ~0.1-0.3 ms of CPU.
+        raws = self._meta.get([k.encode() for k in keys])
         return [None if raw is None else orjson.loads(raw) for raw in raws]
 
     async def meta_scan(
