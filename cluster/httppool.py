@@ -20,6 +20,7 @@ Contract for callers (``HttpPool.request``):
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from urllib.parse import urlsplit
 
@@ -55,6 +56,9 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.open = True
+        sock = transport.get_extra_info("socket")
+        if sock is not None:  # requests are small writes awaiting an answer: no Nagle delay
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.open = False
