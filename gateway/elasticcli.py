@@ -20,6 +20,7 @@ from gateway.admincli import common_parser, progress_bar
 from gateway.adminclient import AdminCallError, AdminClient, locate
 
 POLL = 1.0
+FAILED_FOR = 60.0  # seconds a draining node may look failed before the CLI gives up
 
 
 def add_parsers(sub: Any) -> None:
@@ -53,7 +54,17 @@ def drain(client: AdminClient, node: str, wait: bool, as_json: bool) -> int:
     if not as_json:
         print(f"draining {node}: no new data goes to it; its shards and metadata are "
               "moving to the other nodes", flush=True)
-    while wait and answer.get("state") not in ("left", "failed"):  # unreachable: leaving
+    failed_since: float | None = None
+    while wait and answer.get("state") != "left":
+        # A node that just finished may look failed while its leave spreads through
+        # gossip (a peer probing it during the leave marks it failed, then sees the
+        # leave): only a failure that lasts FAILED_FOR seconds ends the wait.
+        if answer.get("state") == "failed":
+            failed_since = failed_since or time.monotonic()
+            if time.monotonic() - failed_since > FAILED_FOR:
+                break
+        else:
+            failed_since = None
         time.sleep(POLL)
         answer = client.drain_progress(node)
         first, left = answer.get("slots_first"), answer.get("slots_left")
