@@ -1,6 +1,7 @@
 """Placement simulation: balance and movement of placement.hrw for 10 to 10,000 nodes.
 
     python -m benchmarks.placement_sim [--quick] [--seed N] [--sizes 10,100,1000,10000]
+                                       [--keys N] [--changes N]
 
 Each cluster size gets nodes of 1, 2 or 4 TB (probabilities 0.5, 0.3, 0.2, fixed seed) spread
 over 3..10 zones of near-equal capacity, and a set of keys. It prints:
@@ -299,12 +300,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer keys and changes")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--sizes", default="10,100,1000,10000", help="comma-separated")
+    parser.add_argument("--keys", type=int, help="keys per size instead of the plan's "
+                        "(balance noise shrinks as 1/sqrt(shards per node))")
+    parser.add_argument("--changes", type=int, help="joins and leaves instead of the plan's")
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     results = []
     for size in (int(s) for s in args.sizes.split(",")):
         zones = ZONES.get(size, 3 + size % 8)
         keys, changes = plan.get(size, plan[min(plan, key=lambda s: abs(s - size))])
+        keys, changes = args.keys or keys, args.changes or changes
         print(f"simulating {size} nodes in {zones} zones: {keys} keys, "
               f"{changes} joins and leaves ...", flush=True)  # fmt: skip
         results.append(simulate(size, zones, keys, changes, args.seed))

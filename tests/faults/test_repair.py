@@ -402,8 +402,8 @@ def open_stopped_db(path) -> rocksdict.Rdict:  # noqa: ANN001
     while True:
         try:
             return rocksdict.Rdict(str(path), rocksdict.Options(raw_mode=True), column_families={
-                "shards": rocksdict.Options(raw_mode=True),
-                "meta": rocksdict.Options(raw_mode=True)})
+                name: rocksdict.Options(raw_mode=True)
+                for name in ("shards", "shard_hashes", "meta")})
         except Exception as err:  # rocksdict raises a plain Exception for a held lock
             if "lock" not in str(err).lower() or time.monotonic() > deadline:
                 raise

@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+import rocksdict
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -184,6 +185,34 @@ def test_rot_in_a_blob_file_is_caught_by_blake3(tmp_path: Path) -> None:
             await store.get_shard_with_hash("rot.0", [(0, 10)])
 
     run(tmp_path, read)
+
+
+def test_shard_ids_and_hashes_come_from_the_index_and_old_dbs_get_one(tmp_path: Path) -> None:
+    """A DB written before the ``shard_hashes`` index existed (value = digest + bytes in
+    ``shards`` only) is indexed when opened; deletes remove shard and index entry."""
+    old = {f"old{i}.0": bytes([i]) * 100_000 for i in range(3)}
+    opts = rocksdict.Options(raw_mode=True)
+    opts.create_missing_column_families(True)
+    db = rocksdict.Rdict(str(tmp_path), opts, column_families={
+        "shards": rocksdict.Options(raw_mode=True), "meta": rocksdict.Options(raw_mode=True)})
+    shards = db.get_column_family("shards")
+    for k, v in old.items():
+        shards[k.encode()] = bytes.fromhex(content_hash(v)) + v
+    del shards
+    db.close()
+
+    async def body(store: NodeStore) -> None:
+        assert await store.shard_ids("", 10) == sorted(old)
+        for k, v in old.items():
+            assert await store.shard_hash(k) == content_hash(v)
+            assert await store.get_shard(k) == v
+        await store.put_shard("new.0", b"n" * 70_000, content_hash(b"n" * 70_000))
+        await store.delete_shards(["old1.0"])
+        assert await store.shard_ids("", 10) == ["new.0", "old0.0", "old2.0"]
+        assert await store.shard_ids("old0.0", 10) == ["old2.0"]
+        assert await store.shard_hash("old1.0") is None
+
+    run(tmp_path, body)
 
 
 def test_second_open_of_a_locked_db_raises(tmp_path: Path) -> None:
