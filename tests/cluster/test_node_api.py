@@ -181,7 +181,9 @@ def test_bad_shard_id_is_400(node: Node) -> None:
     with_client(body)
 
 
-def test_corrupt_stored_shard_is_409_corrupt(make_node: Callable[[], Node]) -> None:
+def test_corrupt_stored_shard_is_refused_as_corrupt(make_node: Callable[[], Node]) -> None:
+    """Whole shards are checked by the client, spans by the node (409): either way the
+    caller gets ShardMissing(corrupt), never the rotten bytes."""
     n = make_node()
     n.stop()
 
