@@ -30,7 +30,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 from cluster.nodeclient import NodeUnavailable, ShardMissing
@@ -295,7 +295,7 @@ def _locate(backend: Backend, block: BlockRef, index: int) -> tuple[str, ShardRe
 async def read_range(
     backend: Backend, policy: StoragePolicy, blocks: list[BlockRef], start: int, end: int,
     sealer: Sealer | None = None,
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """Bytes [start, end) of an object, block by block, one block fetched ahead."""
     offset = 0
     wanted: list[tuple[BlockRef, int, int]] = []

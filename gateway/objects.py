@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -178,11 +178,11 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
 
 
 def body_stream(req: S3Request, rec: ObjectRecord, start: int, end: int,
-                key: sse.ObjectKey | None = None) -> AsyncIterator[bytes]:
+                key: sse.ObjectKey | None = None) -> AsyncGenerator[bytes, None]:
     """Plaintext bytes [start, end); ``key`` is the object's (``sse.for_read``)."""
     sealer = key.sealer if key else None
     if rec.inline is not None:
-        async def one() -> AsyncIterator[bytes]:
+        async def one() -> AsyncGenerator[bytes, None]:
             data = base64.b64decode(rec.inline)
             yield (sealer.unseal(data) if sealer else data)[start:end]
         return one()
@@ -257,6 +257,10 @@ async def get_object(req: S3Request) -> Response:
     # Fetch the first block before answering: an unreadable object gets a clean 503,
     # not a 200 that breaks off.
     first = await anext(stream, b"")
+    media_type = headers.get("Content-Type", rec.content_type)
+    if len(first) == end - start:  # small objects and ranges inside one block
+        await stream.aclose()  # a streamed response costs ~0.2 ms more (a task group)
+        return Response(first, status_code=status, headers=headers, media_type=media_type)
 
     async def body() -> AsyncIterator[bytes]:
         yield first
@@ -264,7 +268,7 @@ async def get_object(req: S3Request) -> Response:
             yield chunk
 
     return StreamingResponse(body(), status_code=status, headers=headers,
-                             media_type=headers.get("Content-Type", rec.content_type))
+                             media_type=media_type)
 
 
 def _checksum_mode(req: S3Request) -> bool:
