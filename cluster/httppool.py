@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import httptools
@@ -129,13 +130,15 @@ class HttpPool:
         self._addresses: dict[str, tuple[str, int]] = {}
 
     async def request(self, base_url: str, method: str, target: str,
-                      headers: dict[str, str], body: bytes = b"") -> Response:
-        """One request to ``base_url`` (``http://host:port``); see the module contract."""
+                      headers: Callable[[], dict[str, str]], body: bytes = b"") -> Response:
+        """One request to ``base_url`` (``http://host:port``); see the module contract.
+        ``headers`` is called for every attempt, so a retry carries fresh authentication
+        (the node refuses a replayed nonce)."""
         address = self._address(base_url)
-        head = _request_head(method, target, address, headers, len(body))
         slots = self._slots.setdefault(address, asyncio.Semaphore(self._per_host))
         async with asyncio.timeout(self._timeout), slots:
             for attempt in (1, 2):
+                head = _request_head(method, target, address, headers(), len(body))
                 conn, reused = await self._acquire(address)
                 try:
                     response = await conn.exchange(head, body)

@@ -125,7 +125,11 @@ class NodeClient:
         probe = False if force else self._admit(api)
         try:
             body_hash = body_hash if body_hash is not None else await content_hash_async(body)
-            headers = sign(self._secret, method, path, body_hash)
+            signed = body_hash
+
+            def headers() -> dict[str, str]:
+                return sign(self._secret, method, path, signed)
+
             try:
                 status, rheaders, data = await self._pool.request(api, method, path, headers, body)
             except (OSError, TimeoutError, ConnectionLost) as exc:

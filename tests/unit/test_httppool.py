@@ -68,11 +68,11 @@ def test_keep_alive_reuses_one_connection_and_returns_headers_and_body() -> None
             pool = HttpPool()
             big = bytes(range(256)) * 4096  # 1 MiB in and out
             status, headers, body = await pool.request(url, "PUT", "/shards/a.0?x=1",
-                                                       {"x-sig": "abc"}, big)
+                                                       lambda: {"x-sig": "abc"}, big)
             assert status == 200 and headers["x-test"] == "yes"
             assert body == b"PUT /shards/a.0?x=1 HTTP/1.1|" + big
             for _ in range(3):
-                assert (await pool.request(url, "GET", "/health", {}))[2].startswith(b"GET")
+                assert (await pool.request(url, "GET", "/health", dict))[2].startswith(b"GET")
             assert server.connections == 1
             pool.close()
 
@@ -80,19 +80,26 @@ def test_keep_alive_reuses_one_connection_and_returns_headers_and_body() -> None
 
 
 def test_idle_connection_closed_by_the_server_is_retried_on_a_fresh_one() -> None:
+    """The retry goes out on a new connection with freshly made headers (a node refuses
+    a replayed nonce)."""
     async def close_second(reader, writer, n) -> None:  # type: ignore[no-untyped-def]
-        line, _ = await read_request(reader)
+        head = await reader.readuntil(b"\r\n\r\n")
         if n == 2:  # the node's keep-alive timeout fired just as the request went out
             raise ConnectionError
-        writer.write(ok(line.encode()))
+        nonce = next(h for h in head.decode().split("\r\n") if h.startswith("x-nonce"))
+        writer.write(ok(nonce.encode()))
         await writer.drain()
 
     async def main() -> None:
-        server = Server(close_second)
+        server, made = Server(close_second), iter(range(1, 10))
         async with server as url:
             pool = HttpPool()
-            assert (await pool.request(url, "GET", "/a", {}))[2] == b"GET /a HTTP/1.1"
-            assert (await pool.request(url, "GET", "/b", {}))[2] == b"GET /b HTTP/1.1"
+
+            def headers() -> dict[str, str]:
+                return {"x-nonce": str(next(made))}
+
+            assert (await pool.request(url, "GET", "/a", headers))[2] == b"x-nonce: 1"
+            assert (await pool.request(url, "GET", "/b", headers))[2] == b"x-nonce: 3"
             assert server.connections == 2
             pool.close()
 
@@ -111,7 +118,7 @@ def test_answer_cut_midway_is_connection_lost_and_not_retried() -> None:
         async with server as url:
             pool = HttpPool()
             with pytest.raises(ConnectionLost) as err:
-                await pool.request(url, "GET", "/a", {})
+                await pool.request(url, "GET", "/a", dict)
             assert err.value.started and server.requests == 1
             pool.close()
 
@@ -128,7 +135,7 @@ def test_garbage_answer_is_connection_lost() -> None:
     async def main() -> None:
         async with Server(garbage) as url:
             with pytest.raises(ConnectionLost):
-                await HttpPool().request(url, "GET", "/a", {})
+                await HttpPool().request(url, "GET", "/a", dict)
 
     asyncio.run(main())
 
@@ -145,12 +152,12 @@ def test_cancelled_call_never_hands_its_late_answer_to_the_next_call() -> None:
         server = Server(slow_first)
         async with server as url:
             pool = HttpPool()
-            first = asyncio.ensure_future(pool.request(url, "GET", "/first", {}))
+            first = asyncio.ensure_future(pool.request(url, "GET", "/first", dict))
             await asyncio.sleep(0.1)
             first.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await first
-            body = (await pool.request(url, "GET", "/second", {}))[2]
+            body = (await pool.request(url, "GET", "/second", dict))[2]
             assert body == b"GET /second HTTP/1.1"
             assert server.connections == 2
             pool.close()
@@ -166,9 +173,9 @@ def test_hung_server_times_out_and_refused_is_oserror() -> None:
     async def main() -> None:
         async with Server(hang) as url:
             with pytest.raises(TimeoutError):
-                await HttpPool(timeout=0.3).request(url, "GET", "/a", {})
+                await HttpPool(timeout=0.3).request(url, "GET", "/a", dict)
         with pytest.raises(OSError):
-            await HttpPool().request(url, "GET", "/a", {})  # the server is gone
+            await HttpPool().request(url, "GET", "/a", dict)  # the server is gone
 
     asyncio.run(main())
 
@@ -183,11 +190,11 @@ def test_chunked_answer_is_decoded_and_bad_targets_are_refused() -> None:
     async def main() -> None:
         async with Server(chunked) as url:
             pool = HttpPool()
-            assert (await pool.request(url, "GET", "/a", {}))[2] == b"abcde"
+            assert (await pool.request(url, "GET", "/a", dict))[2] == b"abcde"
             with pytest.raises(ValueError):
-                await pool.request(url, "GET", "/a b\r\nX: y", {})
+                await pool.request(url, "GET", "/a b\r\nX: y", dict)
             with pytest.raises(ValueError):
-                await pool.request(url + "/prefix", "GET", "/a", {})
+                await pool.request(url + "/prefix", "GET", "/a", dict)
             pool.close()
 
     asyncio.run(main())
