@@ -33,6 +33,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import uvloop
+
 from benchmarks import loadgen
 
 # (loadgen result name, field, unit, higher is better)
@@ -55,7 +57,6 @@ class Store:
     access_key: str
     secret_key: str
     figures: dict[str, list[float]] = field(default_factory=dict)
-    client_cpu: dict[str, list[float]] = field(default_factory=dict)
 
 
 def parse_store(name: str, spec: str) -> Store:
@@ -101,7 +102,7 @@ def run_workload(store: Store, workload: str, args: argparse.Namespace) -> None:
     if args.quick:
         argv.append("--quick")
     print(f"\n== {store.name}: {workload}", flush=True)
-    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         report = runner.run(loadgen.run(loadgen.parse_args(argv)))
     for result, key, _, _ in FIGURES[workload]:
         got = report["results"].get(result, {})
@@ -109,15 +110,6 @@ def run_workload(store: Store, workload: str, args: argparse.Namespace) -> None:
             print(f"   {store.name} {result}: failed, not counted", flush=True)
             continue
         store.figures.setdefault(result, []).append(float(got[key]))
-        store.client_cpu.setdefault(result, []).append(float(got["client_cpu_pct"]))
-
-
-def _loop_factory():  # noqa: ANN202 - uvloop when present, as loadgen's own main uses
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
 
 
 def table(shoal: Store, peers: list[Store], workloads: list[str]) -> str:

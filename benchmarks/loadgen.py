@@ -43,6 +43,7 @@ from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
 
+import uvloop
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
@@ -471,12 +472,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        import uvloop  # the gateway's own loop; it also trims the client's CPU per request
-
-        runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
-    except ImportError:
-        runner = asyncio.Runner()
+    # uvloop (a Shoal dependency): the gateway's own loop; it also trims the client's CPU
+    runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
     try:
         with runner:
             report = runner.run(run(args))

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import uvloop
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 
@@ -238,13 +239,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
-    sys.exit(asyncio.run(run(args)))
+    sys.exit(uvloop.run(run(args)))
 
 
 if __name__ == "__main__":

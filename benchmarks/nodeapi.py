@@ -30,6 +30,8 @@ import time
 import uuid
 from pathlib import Path
 
+import uvloop
+
 from cluster.nodeauth import content_hash
 from cluster.nodeclient import NodeClient
 from cluster.process import tune_malloc
@@ -104,12 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     args.data = args.data.resolve()
     tune_malloc()  # the heap settings of a gateway, so the client side costs what it would
-    try:
-        import uvloop  # the loop gateways and nodes use
-    except ImportError:
-        asyncio.run(measure(args))
-    else:
-        uvloop.run(measure(args))
+    uvloop.run(measure(args))  # the loop gateways and nodes use
     return 0
 
 

@@ -26,6 +26,7 @@ connection turned out to be closed by the node is retried once on a fresh connec
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
@@ -125,11 +126,7 @@ class NodeClient:
         probe = False if force else self._admit(api)
         try:
             body_hash = body_hash if body_hash is not None else await content_hash_async(body)
-            signed = body_hash
-
-            def headers() -> dict[str, str]:
-                return sign(self._secret, method, path, signed)
-
+            headers = functools.partial(sign, self._secret, method, path, body_hash)
             try:
                 status, rheaders, data = await self._pool.request(api, method, path, headers, body)
             except (OSError, TimeoutError, ConnectionLost) as exc:
