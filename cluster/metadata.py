@@ -173,7 +173,10 @@ class MetadataReplicator:
         horizon: str | None = None
         for _, (items, truncated) in results:
             for k, rec in items:
-                if newer(rec, merged.get(k)):
+                have = merged.get(k)
+                # Owners mostly agree: an equal copy settles it without reading clocks
+                # (the clock checks were a fifth of a listing's merge CPU).
+                if have is None or rec != have and newer(rec, have):
                     merged[k] = rec
             if truncated and items:
                 last = items[-1][0]

@@ -220,7 +220,7 @@ def create_node_app(store: NodeStore, secret: bytes, name: str, zone: str,
         except UnicodeEncodeError as exc:
             raise BadRequest(str(exc)) from None
         if fields is not None:
-            items = [(k, {f: v for f, v in r.items() if f in keep}) for k, r in items]
+            items = [(k, {f: r[f] for f in keep if f in r}) for k, r in items]
         elif summary:
             items = [(k, {f: v for f, v in r.items() if f != "inline"}) for k, r in items]
         return FastJSON({"items": items, "truncated": truncated})

