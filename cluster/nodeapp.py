@@ -1,4 +1,5 @@
-"""The storage node's HTTP API (Starlette), served to gateways and peers.
+"""The storage node's HTTP API (Starlette endpoints, cluster/noderouter.py dispatch),
+served to gateways and peers.
 
 Every route is authenticated. ``NodeAuthMiddleware`` checks the HMAC headers before a
 single body byte is read; each handler then reads the body and checks it against the
@@ -35,22 +36,18 @@ lets the client retry on a dropped keep-alive connection.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import orjson
-from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cluster.nodeauth import HASH_HEADER, AuthError, Verifier, content_hash_async
+from cluster.noderouter import NodeRouter
 from cluster.store import CorruptShard, NodeStore
 
 
@@ -143,7 +140,7 @@ def _shard_id(request: Request) -> str:
 
 
 def create_node_app(store: NodeStore, secret: bytes, name: str, zone: str,
-                    background: Any = None) -> Starlette:
+                    background: Any = None) -> ASGIApp:
     """The node API over ``store``. The app's lifespan starts and closes the store.
     ``background`` (cluster.nodework.NodeWork) serves the /admin routes when given."""
 
@@ -296,34 +293,25 @@ def create_node_app(store: NodeStore, secret: bytes, name: str, zone: str,
     async def bad_request(request: Request, exc: Exception) -> Response:
         return FastJSON({"error": "bad request", "reason": str(exc)}, 400)
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await store.start()
-        try:
-            yield
-        finally:
-            await store.close()
-
-    return Starlette(
-        routes=[
-            Route("/shards/delete", delete_shards, methods=["POST"]),
-            Route("/shards/check", check_shards, methods=["POST"]),
-            Route("/shards/list", list_shards, methods=["POST"]),
-            Route("/meta/digests", meta_digests, methods=["POST"]),
-            Route("/admin/status", admin_status, methods=["GET"]),
-            Route("/admin/run", admin_run, methods=["POST"]),
-            Route("/admin/drain", admin_drain, methods=["POST"]),
-            Route("/shards/{shard_id}", put_shard, methods=["PUT"]),
-            Route("/shards/{shard_id}", get_shard, methods=["GET"]),
-            Route("/meta/put", meta_put, methods=["POST"]),
-            Route("/meta/get", meta_get, methods=["POST"]),
-            Route("/meta/scan", meta_scan, methods=["POST"]),
-            Route("/health", health, methods=["GET"]),
+    return NodeAuthMiddleware(NodeRouter(
+        [
+            ("POST", "/shards/delete", delete_shards),
+            ("POST", "/shards/check", check_shards),
+            ("POST", "/shards/list", list_shards),
+            ("POST", "/meta/digests", meta_digests),
+            ("GET", "/admin/status", admin_status),
+            ("POST", "/admin/run", admin_run),
+            ("POST", "/admin/drain", admin_drain),
+            ("PUT", "/shards/{shard_id}", put_shard),
+            ("GET", "/shards/{shard_id}", get_shard),
+            ("POST", "/meta/put", meta_put),
+            ("POST", "/meta/get", meta_get),
+            ("POST", "/meta/scan", meta_scan),
+            ("GET", "/health", health),
         ],
-        exception_handlers={AuthError: forbidden, BadRequest: bad_request},
-        middleware=[Middleware(NodeAuthMiddleware, verifier=Verifier(secret))],
-        lifespan=lifespan,
-    )
+        errors={AuthError: forbidden, BadRequest: bad_request},
+        startup=store.start, shutdown=store.close,
+    ), Verifier(secret))
 
 
 def main(argv: list[str] | None = None) -> None:
