@@ -36,14 +36,14 @@ class NodeRouter:
                  shutdown: Callable[[], Awaitable[Any]]) -> None:
         self._exact: dict[tuple[str, str], Endpoint] = {}
         self._tail: dict[tuple[str, str], tuple[str, Endpoint]] = {}
-        self._paths: set[str] = set()
         for method, path, endpoint in routes:
             head, _, last = path.rpartition("/")
             if last.startswith("{") and last.endswith("}"):
                 self._tail[(method, head + "/")] = (last[1:-1], endpoint)
             else:
                 self._exact[(method, path)] = endpoint
-            self._paths.add(head + "/" if last.startswith("{") else path)
+        self._paths = {path for _, path in self._exact}
+        self._heads = {head for _, head in self._tail}
         self._errors = errors
         self._startup, self._shutdown = startup, shutdown
 
@@ -69,7 +69,7 @@ class NodeRouter:
         if param is not None:
             scope["path_params"] = {param[0]: last}
             return param[1]
-        known = path in self._paths or (bool(last) and head + "/" in self._paths)
+        known = path in self._paths or (bool(last) and head + "/" in self._heads)
         return _method_not_allowed if known else _not_found
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:

@@ -266,6 +266,27 @@ async def raw(
         return resp.status
 
 
+def test_unknown_routes_are_404_and_wrong_methods_405(node: Node) -> None:
+    async def status(method: str, path: str) -> int:
+        return await raw(node.api, method, path, b"",
+                         sign(SECRET, method, path, content_hash(b"")))
+
+    async def body(c: NodeClient) -> None:
+        await c.put_shard(node.api, "delete", b"id", content_hash(b"id"))
+        assert await status("GET", "/nope") == 404
+        assert await status("GET", "/shards/a/b") == 404
+        assert await status("GET", "/shards/") == 404
+        assert await status("POST", "/health") == 405
+        assert await status("DELETE", "/shards/x.0") == 405
+        assert await status("GET", "/meta/get") == 405
+        # A literal route and the {shard_id} route share the /shards/ prefix: a GET of
+        # the shard named "delete" reaches the shard, not POST /shards/delete.
+        assert await c.get_shard(node.api, "delete") == b"id"
+        assert await status("GET", "/shards/absent.0") == 404
+
+    with_client(body)
+
+
 def test_unauthenticated_requests_are_403_and_change_nothing(node: Node) -> None:
     shard = b"intruder bytes"
     meta = json.dumps({"items": [["auth/k", rec(10**12, etag="evil")]]}).encode()
