@@ -45,7 +45,8 @@ FIGURES = {
     "large": [("large-put", "mib_per_s", "MiB/s", True), ("large-get", "mib_per_s", "MiB/s", True)],
     "range": [("range-get", "ops_per_s", "ops/s", True)],
     "list": [("list", "list_ms", "ms", False)],
-    "wrk": [("wrk-get", "ops_per_s", "ops/s", True), ("wrk-put", "ops_per_s", "ops/s", True)],
+    "wrk": [("wrk-get", "ops_per_s", "ops/s", True), ("wrk-put", "ops_per_s", "ops/s", True),
+            ("wrk-range", "ops_per_s", "ops/s", True)],
 }
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -12,7 +12,8 @@ Workloads (``--only`` picks some; default all but ``wrk``, which ``--wrk`` adds)
   list    2000 keys listed in pages of 1000: ms per full listing (median of 3)
   rss     1 GiB multipart upload streamed from a part generator, then a 1 GiB streamed
           download; with --gateway-pid the gateway tree's RSS is sampled every 100 ms
-  wrk     presigned 4 KiB GET and PUT URLs driven by /usr/bin/wrk (one thread)
+  wrk     presigned 4 KiB GET and PUT URLs driven by /usr/bin/wrk (one thread, c32),
+          then the range workload's random 64 KiB ranges through one presigned URL (c16)
 
 Every figure is printed beside the load generator's own CPU (process_time over wall
 time, in % of one core; for ``wrk``, the wrk child's CPU), so a saturated client is
@@ -55,19 +56,31 @@ WORKLOADS = ("small", "medium", "large", "range", "list", "rss", "wrk")
 READ_CHUNK = 1 * MiB
 PART_SIZE = 8 * MiB
 WRK_LUA = r"""
--- args: METHOD PATHS_FILE [BODY_FILE]; cycles over pre-signed request paths.
+-- args: METHOD PATHS_FILE [BODY_FILE | range=SIZE,SPAN]; cycles over pre-signed request
+-- paths; range= asks each request for a random SPAN-byte range of a SIZE-byte object.
 local method, paths, body, idx = "GET", {}, nil, 1
+local size, span = nil, nil
 local threads = 0
 function setup(thread) thread:set("id", threads); threads = threads + 1 end
 function init(args)
   method = args[1]
   for line in io.lines(args[2]) do paths[#paths + 1] = line end
-  if args[3] then local f = assert(io.open(args[3], "rb")); body = f:read("*a"); f:close() end
+  local extra = args[3]
+  if extra and extra:sub(1, 6) == "range=" then
+    size, span = extra:match("range=(%d+),(%d+)")
+    size, span = tonumber(size), tonumber(span)
+  elseif extra then
+    local f = assert(io.open(extra, "rb")); body = f:read("*a"); f:close()
+  end
   idx = (id or 0) * 7919 % #paths + 1
 end
 function request()
   local p = paths[idx]
   idx = idx % #paths + 1
+  if size then
+    local start = math.random(0, size - span)
+    return wrk.format(method, p, {Range = "bytes=" .. start .. "-" .. (start + span - 1)})
+  end
   return wrk.format(method, p, nil, body)
 end
 function done(s, latency, requests)
@@ -234,8 +247,12 @@ class LoadGen:
     async def workload_large(self) -> None:
         await self.put_get("large", 64 * MiB, 2, "64 MiB", "mib", count=int(self.scale(8, 2)))
 
+    def range_object(self) -> tuple[str, int, int]:
+        """(key, size, span) of the object the range workloads read from."""
+        return f"{self.prefix}/range/object", 64 * MiB, 64 * KiB
+
     async def workload_range(self) -> None:
-        key, size, span = f"{self.prefix}/range/object", 64 * MiB, 64 * KiB
+        key, size, span = self.range_object()
         await self.put(key, self.pool[:size])
 
         def op(i: int) -> Awaitable[int]:
@@ -344,18 +361,31 @@ class LoadGen:
             for name, method, client_method, keys, extra in (
                     ("wrk-get", "GET", "get_object", get_keys, []),
                     ("wrk-put", "PUT", "put_object", put_keys, [body_file])):
-                paths = os.path.join(tmp, f"{name}.paths")
-                with open(paths, "w") as f:
-                    for key in keys:
-                        url = await self.s3.generate_presigned_url(
-                            client_method, Params={"Bucket": self.bucket, "Key": key})
-                        parts = urlsplit(url)
-                        f.write(f"{parts.path}?{parts.query}\n")
+                paths = await self.presigned_paths(tmp, name, client_method, keys)
                 cmd = [binary, "-t1", "-c32", f"-d{max(1, round(duration))}s", "-s", script,
                        self.args.endpoint, "--", method, paths, *extra]
-                await self.run_wrk(name, cmd)
+                await self.run_wrk(name, cmd, "4 KiB presigned c32")
+            key, size, span = self.range_object()
+            if key not in self.made:
+                await self.put(key, self.pool[:size])
+            paths = await self.presigned_paths(tmp, "wrk-range", "get_object", [key])
+            cmd = [binary, "-t1", "-c16", f"-d{max(1, round(duration))}s", "-s", script,
+                   self.args.endpoint, "--", "GET", paths, f"range={size},{span}"]
+            await self.run_wrk("wrk-range", cmd, "64 KiB ranges presigned c16")
 
-    async def run_wrk(self, name: str, cmd: list[str]) -> None:
+    async def presigned_paths(self, tmp: str, name: str, client_method: str,
+                              keys: list[str]) -> str:
+        """A file of presigned request targets (path?query) for wrk, one per key."""
+        paths = os.path.join(tmp, f"{name}.paths")
+        with open(paths, "w") as f:
+            for key in keys:
+                url = await self.s3.generate_presigned_url(
+                    client_method, Params={"Bucket": self.bucket, "Key": key})
+                parts = urlsplit(url)
+                f.write(f"{parts.path}?{parts.query}\n")
+        return paths
+
+    async def run_wrk(self, name: str, cmd: list[str], label: str) -> None:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         proc = await asyncio.create_subprocess_exec(
             *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
@@ -365,7 +395,7 @@ class LoadGen:
         line = next((ln for ln in out.decode().splitlines() if ln.startswith("LOADGEN ")), None)
         if proc.returncode != 0 or line is None:
             phase.fail(RuntimeError(f"wrk exited {proc.returncode}: {err.decode()[-300:]}"))
-            self.report(name, "4 KiB presigned", phase, who="wrk")
+            self.report(name, label, phase, who="wrk")
             return
         stats = json.loads(line.removeprefix("LOADGEN "))
         phase.wall = stats["duration_us"] / 1e6
@@ -374,7 +404,7 @@ class LoadGen:
         if phase.errors:
             phase.first_error = "non-2xx or socket errors reported by wrk"
         rate = phase.ops / (phase.wall or 1e-9)
-        self.report(name, f"4 KiB presigned c32: {rate:8.1f} ops/s  p50 "
+        self.report(name, f"{label}: {rate:8.1f} ops/s  p50 "
                     f"{stats['p50_us'] / 1000:.1f} ms  p99 {stats['p99_us'] / 1000:.1f} ms",
                     phase, who="wrk", p50_ms=stats["p50_us"] / 1000,
                     p99_ms=stats["p99_us"] / 1000)
