@@ -318,6 +318,8 @@ def main(argv: list[str] | None = None) -> None:
     """Development runner: one node on loopback, secret from SHOAL_CLUSTER_SECRET."""
     import uvicorn
 
+    from cluster.httpserve import CoalescingHttpToolsProtocol
+
     p = argparse.ArgumentParser(prog="python -m cluster.nodeapp")
     p.add_argument("--data", required=True, type=Path)
     p.add_argument("--host", default="127.0.0.1")
@@ -330,7 +332,7 @@ def main(argv: list[str] | None = None) -> None:
         p.error("SHOAL_CLUSTER_SECRET must be set")
     app = create_node_app(NodeStore(args.data), secret.encode(), args.name, args.zone)
     uvicorn.run(
-        app, host=args.host, port=args.port, loop="uvloop", http="httptools",
+        app, host=args.host, port=args.port, loop="uvloop", http=CoalescingHttpToolsProtocol,
         log_level="warning", timeout_keep_alive=30,
     )
 

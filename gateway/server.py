@@ -13,6 +13,7 @@ from pathlib import Path
 
 import uvicorn
 
+from cluster.httpserve import CoalescingHttpToolsProtocol
 from cluster.membership import Membership
 from cluster.process import Secrets, start_serf, tune_malloc
 from cluster.serfagent import split_hostport
@@ -58,7 +59,7 @@ def run_gateway(opts: GatewayOptions) -> None:
     try:
         config = uvicorn.Config("gateway.server:app_from_env", factory=True, host=opts.host,
                                 port=opts.port, workers=opts.workers, loop="uvloop",
-                                http="httptools", log_level="warning", timeout_keep_alive=30,
+                                http=CoalescingHttpToolsProtocol, log_level="warning", timeout_keep_alive=30,
                                 proxy_headers=False, access_log=False)
         ports = [opts.port] + ([opts.website_port] if opts.website_port else [])
         serve_on_ports(config, opts.host, ports)
