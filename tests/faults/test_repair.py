@@ -404,9 +404,10 @@ def open_stopped_db(path) -> rocksdict.Rdict:  # noqa: ANN001
     deadline = time.monotonic() + 30
     while True:
         try:
-            return rocksdict.Rdict(str(path), rocksdict.Options(raw_mode=True), column_families={
+            opts = rocksdict.Options(raw_mode=True)
+            return rocksdict.Rdict(str(path), opts, column_families={
                 name: rocksdict.Options(raw_mode=True)
-                for name in ("shards", "shard_hashes", "meta")})
+                for name in rocksdict.Rdict.list_cf(str(path), opts) if name != "default"})
         except Exception as err:  # rocksdict raises a plain Exception for a held lock
             if "lock" not in str(err).lower() or time.monotonic() > deadline:
                 raise
