@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from hashlib import blake2b
 from pathlib import Path
 
 import boto3
@@ -27,6 +28,16 @@ from placement.hrw import owners
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOAL = Path(sys.executable).with_name("shoal")
+
+
+def digest_by_definition(records: dict[str, dict]) -> tuple[int, str]:
+    """A metadata range's anti-entropy digest, by definition: blake2b-128 over each key
+    (in byte order), NUL, json.dumps of its record's hlc, newline. Every node version must
+    agree on it, or anti-entropy would see differences that are not there."""
+    h = blake2b(digest_size=16)
+    for key in sorted(records, key=str.encode):
+        h.update(key.encode() + b"\0" + json.dumps(records[key]["hlc"]).encode() + b"\n")
+    return len(records), h.hexdigest()
 
 
 def cmdlines() -> dict[int, list[str]]:

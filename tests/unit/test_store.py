@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
-from hashlib import blake2b
 from pathlib import Path
 
 import orjson
@@ -15,6 +13,7 @@ from hypothesis import strategies as st
 
 from cluster.nodeauth import content_hash
 from cluster.store import CorruptShard, NodeStore, newer
+from tests.harness import digest_by_definition
 
 hlcs = st.tuples(
     st.integers(0, 2**48), st.integers(0, 2**16), st.sampled_from(["g1", "g2", "n3"])
@@ -218,16 +217,6 @@ def test_shard_ids_and_hashes_come_from_the_index_and_old_dbs_get_one(tmp_path: 
     run(tmp_path, body)
 
 
-def _digest_of(records: dict[str, dict]) -> tuple[int, str]:
-    """A range's digest as peers compute it, by definition: blake2b-128 over each key
-    (in byte order), NUL, json.dumps of its record's hlc, newline. Every node version must
-    agree on it, or anti-entropy would see differences that are not there."""
-    h = blake2b(digest_size=16)
-    for key in sorted(records, key=str.encode):
-        h.update(key.encode() + b"\0" + json.dumps(records[key]["hlc"]).encode() + b"\n")
-    return len(records), h.hexdigest()
-
-
 def test_digests_come_from_the_clock_index_and_old_dbs_get_one(tmp_path: Path) -> None:
     """A DB written before the ``meta_clocks`` index existed (records in ``meta`` only) is
     indexed when opened, and digests keep their definition before and after writes."""
@@ -245,15 +234,15 @@ def test_digests_come_from_the_clock_index_and_old_dbs_get_one(tmp_path: Path) -
     newer_rec = {"hlc": [5000, 0, "gw2"], "size": 1}
 
     async def body(store: NodeStore) -> None:
-        assert await store.meta_digests(["o/", "o0"]) == [_digest_of(old)]
+        assert await store.meta_digests(["o/", "o0"]) == [digest_by_definition(old)]
         assert await store.meta_digests(["o/b/k1", "o/b/k2", ""]) == [
-            _digest_of({k: v for k, v in old.items() if k.startswith("o/b/k1")}),
-            _digest_of({k: v for k, v in old.items() if k >= "o/b/k2"})]
+            digest_by_definition({k: v for k, v in old.items() if k.startswith("o/b/k1")}),
+            digest_by_definition({k: v for k, v in old.items() if k >= "o/b/k2"})]
         stale = {"hlc": [1, 0, "gw0"], "size": 0}  # loses to the stored record
         assert await store.meta_put([("o/b/k7", newer_rec), ("o/b/k8", stale),
                                      ("o/b/new", newer_rec)]) == [True, False, True]
         now = {**old, "o/b/k7": newer_rec, "o/b/new": newer_rec}
-        assert await store.meta_digests(["o/", ""]) == [_digest_of(now)]
+        assert await store.meta_digests(["o/", ""]) == [digest_by_definition(now)]
 
     run(tmp_path, body)
     # Reopened: the index is complete, so it is not rebuilt, and it still agrees.
@@ -262,7 +251,7 @@ def test_digests_come_from_the_clock_index_and_old_dbs_get_one(tmp_path: Path) -
 
 
 async def _check_digest(store: NodeStore, records: dict[str, dict]) -> None:
-    assert await store.meta_digests(["", ""]) == [_digest_of(records)]
+    assert await store.meta_digests(["", ""]) == [digest_by_definition(records)]
 
 
 def test_second_open_of_a_locked_db_raises(tmp_path: Path) -> None:
