@@ -73,20 +73,14 @@ class NodeRouter:
         return _method_not_allowed if known else _not_found
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
-        await receive()  # lifespan.startup
-        try:
-            await self._startup()
-        except Exception as exc:
-            await send({"type": "lifespan.startup.failed", "message": repr(exc)})
-            raise
-        await send({"type": "lifespan.startup.complete"})
-        await receive()  # lifespan.shutdown
-        try:
-            await self._shutdown()
-        except Exception as exc:
-            await send({"type": "lifespan.shutdown.failed", "message": repr(exc)})
-            raise
-        await send({"type": "lifespan.shutdown.complete"})
+        for phase, run in (("startup", self._startup), ("shutdown", self._shutdown)):
+            await receive()  # lifespan.startup, then (at exit) lifespan.shutdown
+            try:
+                await run()
+            except Exception as exc:
+                await send({"type": f"lifespan.{phase}.failed", "message": repr(exc)})
+                raise
+            await send({"type": f"lifespan.{phase}.complete"})
 
 
 async def _not_found(request: Request) -> Response:

@@ -355,31 +355,27 @@ class NodeStore:
 
     def _index_shards(self) -> None:
         """Fill ``shard_hashes`` from the shards of a DB made before that index existed."""
-        it = self._shards.iter(self._shard_read)
-        try:
-            it.seek_to_first()
-            batch, count = rocksdict.WriteBatch(raw_mode=True), 0
-            while it.valid():
-                batch.put(it.key(), it.value()[:_DIGEST_LEN], self._hashes_cf)
-                count += 1
-                if count % 1000 == 0:
-                    self._db.write(batch, self._sync)
-                    batch = rocksdict.WriteBatch(raw_mode=True)
-                it.next()
-            self._db.write(batch, self._sync)
-        finally:
-            del it
+        count = self._fill_index(self._shards.iter(self._shard_read), self._hashes_cf,
+                                 lambda value: value[:_DIGEST_LEN])
         if count:
             log.info("indexed the hashes of %d stored shards", count)
 
     def _index_clocks(self) -> None:
         """Fill ``meta_clocks`` from the records of a DB made before that index existed."""
-        it = self._meta.iter()
+        count = self._fill_index(self._meta.iter(), self._clocks_cf,
+                                 lambda value: _clock(orjson.loads(value)))
+        self._db.put(_CLOCKS_INDEXED, b"1", self._sync)
+        if count:
+            log.info("indexed the clocks of %d stored records", count)
+
+    def _fill_index(self, it: Any, cf: Any, value_of: Callable[[bytes], bytes]) -> int:
+        """Put ``value_of(value)`` under every key ``it`` yields into ``cf``, in synced
+        batches of 1000; the number of keys."""
         try:
             it.seek_to_first()
             batch, count = rocksdict.WriteBatch(raw_mode=True), 0
             while it.valid():
-                batch.put(it.key(), _clock(orjson.loads(it.value())), self._clocks_cf)
+                batch.put(it.key(), value_of(it.value()), cf)
                 count += 1
                 if count % 1000 == 0:
                     self._db.write(batch, self._sync)
@@ -387,10 +383,8 @@ class NodeStore:
                 it.next()
             self._db.write(batch, self._sync)
         finally:
-            del it
-        self._db.put(_CLOCKS_INDEXED, b"1", self._sync)
-        if count:
-            log.info("indexed the clocks of %d stored records", count)
+            del it  # a live iterator would keep the DB lock after close()
+        return count
 
     # -- metadata -------------------------------------------------------------------------
 

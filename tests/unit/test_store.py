@@ -189,19 +189,26 @@ def test_rot_in_a_blob_file_is_caught_by_blake3(tmp_path: Path) -> None:
     run(tmp_path, read)
 
 
+def write_first_layout(path: Path, family: str, values: dict[str, bytes]) -> None:
+    """A DB in the first layout (``shards`` and ``meta`` only, no index families) holding
+    ``values`` in ``family``, as nodes made before the indexes left it."""
+    opts = rocksdict.Options(raw_mode=True)
+    opts.create_missing_column_families(True)
+    db = rocksdict.Rdict(str(path), opts, column_families={
+        "shards": rocksdict.Options(raw_mode=True), "meta": rocksdict.Options(raw_mode=True)})
+    cf = db.get_column_family(family)
+    for k, v in values.items():
+        cf[k.encode()] = v
+    del cf
+    db.close()
+
+
 def test_shard_ids_and_hashes_come_from_the_index_and_old_dbs_get_one(tmp_path: Path) -> None:
     """A DB written before the ``shard_hashes`` index existed (value = digest + bytes in
     ``shards`` only) is indexed when opened; deletes remove shard and index entry."""
     old = {f"old{i}.0": bytes([i]) * 100_000 for i in range(3)}
-    opts = rocksdict.Options(raw_mode=True)
-    opts.create_missing_column_families(True)
-    db = rocksdict.Rdict(str(tmp_path), opts, column_families={
-        "shards": rocksdict.Options(raw_mode=True), "meta": rocksdict.Options(raw_mode=True)})
-    shards = db.get_column_family("shards")
-    for k, v in old.items():
-        shards[k.encode()] = bytes.fromhex(content_hash(v)) + v
-    del shards
-    db.close()
+    write_first_layout(tmp_path, "shards",
+                       {k: bytes.fromhex(content_hash(v)) + v for k, v in old.items()})
 
     async def body(store: NodeStore) -> None:
         assert await store.shard_ids("", 10) == sorted(old)
@@ -222,15 +229,7 @@ def test_digests_come_from_the_clock_index_and_old_dbs_get_one(tmp_path: Path) -
     indexed when opened, and digests keep their definition before and after writes."""
     old = {f"o/b/k{i}": {"hlc": [1000 + i, i, "gw-é/1"], "size": i, "blocks": [[i] * 9]}
            for i in range(2500)}
-    opts = rocksdict.Options(raw_mode=True)
-    opts.create_missing_column_families(True)
-    db = rocksdict.Rdict(str(tmp_path), opts, column_families={
-        "shards": rocksdict.Options(raw_mode=True), "meta": rocksdict.Options(raw_mode=True)})
-    meta = db.get_column_family("meta")
-    for k, v in old.items():
-        meta[k.encode()] = orjson.dumps(v)
-    del meta
-    db.close()
+    write_first_layout(tmp_path, "meta", {k: orjson.dumps(v) for k, v in old.items()})
     newer_rec = {"hlc": [5000, 0, "gw2"], "size": 1}
 
     async def body(store: NodeStore) -> None:
