@@ -358,20 +358,22 @@ class LoadGen:
                 f.write(WRK_LUA)
             with open(body_file, "wb") as f:
                 f.write(body)
+
+            def wrk(connections: int, method: str, paths: str, *extra: str) -> list[str]:
+                return [binary, "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s",
+                        "-s", script, self.args.endpoint, "--", method, paths, *extra]
+
             for name, method, client_method, keys, extra in (
                     ("wrk-get", "GET", "get_object", get_keys, []),
                     ("wrk-put", "PUT", "put_object", put_keys, [body_file])):
                 paths = await self.presigned_paths(tmp, name, client_method, keys)
-                cmd = [binary, "-t1", "-c32", f"-d{max(1, round(duration))}s", "-s", script,
-                       self.args.endpoint, "--", method, paths, *extra]
-                await self.run_wrk(name, cmd, "4 KiB presigned c32")
+                await self.run_wrk(name, wrk(32, method, paths, *extra), "4 KiB presigned c32")
             key, size, span = self.range_object()
             if key not in self.made:
                 await self.put(key, self.pool[:size])
             paths = await self.presigned_paths(tmp, "wrk-range", "get_object", [key])
-            cmd = [binary, "-t1", "-c16", f"-d{max(1, round(duration))}s", "-s", script,
-                   self.args.endpoint, "--", "GET", paths, f"range={size},{span}"]
-            await self.run_wrk("wrk-range", cmd, "64 KiB ranges presigned c16")
+            await self.run_wrk("wrk-range", wrk(16, "GET", paths, f"range={size},{span}"),
+                               "64 KiB ranges presigned c16")
 
     async def presigned_paths(self, tmp: str, name: str, client_method: str,
                               keys: list[str]) -> str:
