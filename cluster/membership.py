@@ -53,7 +53,9 @@ class Member:
     """One serf member. ``addr`` is its gossip address ``host:port``; ``status`` is
     serf's: alive | failed | left | leaving. Missing tags read as "" (capacity 0).
     ``draining`` (tag ``drain=1``, set by `shoal node drain`): the node still serves what
-    it holds but takes no new shards and owns no metadata partitions."""
+    it holds but takes no new shards and owns no metadata partitions. ``rot`` (tag
+    ``rot``): how many rotten shards the node's scrubber has deleted since it started; a
+    change tells the repairers to walk every record (cluster.repair)."""
 
     name: str
     addr: str
@@ -63,6 +65,7 @@ class Member:
     zone: str
     capacity: int
     draining: bool = False
+    rot: int = 0
 
 
 def _text(value: Any) -> str:
@@ -85,10 +88,7 @@ def _format_addr(raw: Any, port: Any) -> str:
 def member_from_serf(raw: dict[str, Any]) -> Member:
     """Build a Member from one entry of serf's ``members`` reply or event body."""
     tags = {_text(k): _text(v) for k, v in (raw.get("Tags") or {}).items()}
-    try:
-        capacity = int(tags.get("capacity", "0") or 0)
-    except ValueError:
-        capacity = 0
+    capacity, rot = _count(tags.get("capacity")), _count(tags.get("rot"))
     return Member(
         name=_text(raw.get("Name")),
         addr=_format_addr(raw.get("Addr"), raw.get("Port")),
@@ -98,7 +98,16 @@ def member_from_serf(raw: dict[str, Any]) -> Member:
         zone=tags.get("zone", ""),
         capacity=capacity,
         draining=tags.get("drain") == "1",
+        rot=rot,
     )
+
+
+def _count(tag: str | None) -> int:
+    """A numeric tag; missing or malformed reads as 0."""
+    try:
+        return int(tag or 0)
+    except ValueError:
+        return 0
 
 
 def _rpc_error(head: Any) -> str:

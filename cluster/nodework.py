@@ -8,6 +8,8 @@ overlap. Settings come from the environment (seconds and MB/s; tests set them sm
     SHOAL_REPAIR_DEADLINE  30      a failed node's shards are rebuilt after this long
     SHOAL_REPAIR_RATE      50      MB/s of shard bytes a repair may read+write (0: no limit)
     SHOAL_REPAIR_INTERVAL  60      seconds between repair passes
+    SHOAL_REPAIR_FULL_INTERVAL 3600 seconds between passes that probe every record even
+                                   when nothing changed (others probe changed records only)
     SHOAL_SCRUB_RATE       20      MB/s the scrubber re-hashes
     SHOAL_SCRUB_INTERVAL   86400   seconds between scrub passes
     SHOAL_GC_GRACE         21600   an orphan shard younger than this is never deleted
@@ -52,6 +54,7 @@ class WorkConfig:
     repair_deadline: float = 30.0
     repair_rate: float = 50.0
     repair_interval: float = 60.0
+    repair_full_interval: float = 3600.0
     scrub_rate: float = 20.0
     scrub_interval: float = 86400.0
     gc_grace: float = 21600.0
@@ -97,10 +100,12 @@ class NodeWork:
         pacer = Pacer(self.config.repair_rate * MB)  # repair and rebalance share the rate
         sync = AntiEntropy(self.name, self.store, self.client, meta, members)
         self.tasks = {
-            "repair": Repairer(self.name, self.client, meta, members, self.failures, pacer),
+            "repair": Repairer(self.name, self.client, meta, members, self.failures, pacer,
+                               changes=self.store.changes,
+                               full_every=self.config.repair_full_interval),
             "rebalance": Repairer(self.name, self.client, meta, members, self.failures, pacer,
                                   rebalance=True),
-            "scrub": Scrubber(self.store, Pacer(self.config.scrub_rate * MB)),
+            "scrub": Scrubber(self.store, Pacer(self.config.scrub_rate * MB), set_tags),
             "gc": Collector(self.name, self.store, meta, self.config.gc_grace),
             "sync": sync,
             "drain": Drainer(self.name, self.data, self.client, meta, members, sync.status,
@@ -143,6 +148,8 @@ class NodeWork:
     def run_now(self, task: object) -> None:
         if task not in self._events:
             raise ValueError(f"task must be one of {', '.join(TASKS)}")
+        if task == "repair" and "repair" in self.tasks:
+            self.tasks["repair"].ask_full()  # whoever asks wants everything looked at
         self._events[task].set()  # type: ignore[index]
 
     def _membership_changed(self) -> None:

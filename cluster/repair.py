@@ -32,6 +32,20 @@ here (a copy of the object may share the block): the garbage collector removes s
 that no live record references.
 
 Pacing: bytes read and written by rebuilds go through a ``Pacer`` (MB/s limit).
+
+What a pass probes. Probing every shard of every record each minute made an idle node
+spend most of its CPU on repair. Shards only need rebuilding after something happened,
+so a *full* pass (every record of every partition it leads) runs only when:
+
+* the node view changed since the last full pass: a member's status, drain flag or
+  ``rot`` count (a scrubber deleted rotten shards), or a down node passed the deadline;
+* an operator or a drain asked (``run_now``), or it is the node's first pass;
+* ``full_every`` seconds passed (a safety net, default an hour).
+
+Otherwise a pass probes only the records this node took in since the last pass
+(``MetaChanges``: new objects, perhaps written while a node refused a shard), and whole
+partitions whose last walk left work behind (blocks waiting, unrepairable, errors).
+Rebalance passes are always full.
 """
 
 from __future__ import annotations
@@ -43,6 +57,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from cluster.changes import MetaChanges
 from cluster.layout import DATA_KINDS, bucket_ranges
 from cluster.membership import Member
 from cluster.metadata import MetadataReplicator, QuorumError, writable_candidates
@@ -66,6 +81,9 @@ log = logging.getLogger(__name__)
 
 HASH_CHARS = 32  # hex chars of a shard hash kept in records (gateway/blockstore.py)
 PARALLEL = 4  # records repaired at once per partition walk
+# Progress counters that mean a partition's walk left something for the next pass.
+UNFINISHED = ("blocks_waiting", "blocks_unrepairable", "blocks_no_target",
+              "records_skipped", "errors")
 
 
 def _rebuild(policy: StoragePolicy, shards: dict[int, bytes], size: int
@@ -78,9 +96,17 @@ def _rebuild(policy: StoragePolicy, shards: dict[int, bytes], size: int
 class Repairer:
     def __init__(self, name: str, client: NodeClient, meta: MetadataReplicator,
                  members: Callable[[], list[Member]], failures: FailureClock,
-                 pacer: Pacer, rebalance: bool = False) -> None:
+                 pacer: Pacer, rebalance: bool = False, changes: MetaChanges | None = None,
+                 full_every: float = 3600.0) -> None:
+        """``changes``: the node store's change log; without it every pass is full."""
         self.name = name
         self.rebalance = rebalance
+        self.changes = changes
+        self.full_every = full_every
+        self._full_view: tuple | None = None  # the node view of the last full pass
+        self._full_at = 0.0  # time.monotonic() of the last full pass
+        self._full_asked = True
+        self._unfinished: set[str] = set()  # partitions to walk whole next pass
         self.client = client
         self.meta = meta
         self._members = members
@@ -103,10 +129,26 @@ class Repairer:
         alive = [m for m in owners if m.status == "alive"]
         return bool(alive) and alive[0].name == self.name
 
+    def ask_full(self) -> None:
+        """Make the next pass probe every record."""
+        self._full_asked = True
+
+    def _view(self) -> tuple:
+        members = [m for m in self._members() if m.role == "node"]
+        self.failures.observe(members)
+        return tuple(sorted((m.name, m.status, m.draining, m.rot, self.failures.lost(m))
+                            for m in members))
+
     async def run_pass(self) -> None:
+        view = self._view()
+        changed, overflowed = self.changes.take() if self.changes else ({}, set())
+        full = (self.changes is None or self._full_asked or view != self._full_view
+                or time.monotonic() - self._full_at >= self.full_every)
+        self._full_asked = False
         p = self.progress = {
-            "running": True, "started": time.time(), "finished": None, "partitions": 0,
-            "partitions_done": 0, "records_checked": 0, "blocks_checked": 0,
+            "running": True, "started": time.time(), "finished": None, "full": full,
+            "partitions": 0, "partitions_done": 0, "partitions_unchanged": 0,
+            "records_checked": 0, "blocks_checked": 0,
             "blocks_repaired": 0, "slots_repaired": 0, "slots_moved": 0, "bytes_written": 0,
             "blocks_waiting": 0, "blocks_unrepairable": 0, "blocks_no_target": 0, "records_skipped": 0, "errors": 0}
         try:
@@ -114,24 +156,44 @@ class Repairer:
                 mine = [b for b in await bucket_names(self.meta) if self.leads(b)]
             except QuorumError as exc:
                 p["errors"] += 1
+                self._full_asked = True  # the changes taken above were not looked at
                 log.info("repair: bucket list unavailable: %s", exc)
                 return
             p["partitions"] = len(mine)
             for bucket in mine:
-                try:
-                    await self._walk(bucket)
-                except QuorumError as exc:
-                    p["errors"] += 1
-                    log.warning("repair of %s stopped: %s", bucket, exc)
+                if full or bucket in self._unfinished or bucket in overflowed:
+                    await self._walk_partition(bucket, None)
+                elif bucket in changed:
+                    await self._walk_partition(bucket, changed[bucket])
+                else:
+                    p["partitions_unchanged"] += 1
                 p["partitions_done"] += 1
+            if full:
+                self._full_view, self._full_at = view, time.monotonic()
         finally:
             p["running"] = False
             p["finished"] = time.time()
             self.passes += 1
 
-    async def _walk(self, bucket: str) -> None:
-        """Repair the bucket's records, ``PARALLEL`` at a time: one record's repair waits
-        on shard reads and writes, so overlapping a few keeps the nodes busy."""
+    async def _walk_partition(self, bucket: str, only: set[str] | None) -> None:
+        """Walk one partition (``only`` these keys, if given) and remember whether it
+        left work behind."""
+        p = self.progress
+        before = [p[c] for c in UNFINISHED]
+        try:
+            await self._walk(bucket, only)
+        except QuorumError as exc:
+            p["errors"] += 1
+            log.warning("repair of %s stopped: %s", bucket, exc)
+        if [p[c] for c in UNFINISHED] != before:
+            self._unfinished.add(bucket)
+        else:
+            self._unfinished.discard(bucket)
+
+    async def _walk(self, bucket: str, only: set[str] | None = None) -> None:
+        """Repair the bucket's records (``only`` these keys, if given), ``PARALLEL`` at a
+        time: one record's repair waits on shard reads and writes, so overlapping a few
+        keeps the nodes busy."""
         policies = {rec.get("upload_id"): rec.get("policy")
                     async for _, rec in live_records(self.meta, bucket, "u")}
         running: set[asyncio.Future] = set()
@@ -140,7 +202,8 @@ class Repairer:
                 continue
             async for key, rec in live_records(self.meta, bucket, start[0]):
                 policy = rec.get("policy") or policies.get(rec.get("upload_id"))
-                if not rec.get("blocks") or not policy:
+                if not rec.get("blocks") or not policy or (only is not None
+                                                           and key not in only):
                     continue
                 if len(running) >= PARALLEL:
                     _, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)

@@ -40,6 +40,7 @@ from typing import Any, TypeVar
 import orjson
 import rocksdict
 
+from cluster.changes import MetaChanges
 from cluster.nodeauth import content_hash
 
 T = TypeVar("T")
@@ -50,6 +51,7 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 _GROUP_WINDOW = 0.001  # seconds a group keeps collecting while writers keep arriving
 _GROUP_MAX_OPS = 512
 _GROUP_MAX_BYTES = 16 << 20  # bounds a group's memory and its sync latency
+DIGEST_CACHE = 4096  # cached digest answers; a few per partition and peer
 
 
 class CorruptShard(Exception):
@@ -122,6 +124,8 @@ class _WriteOp:
     apply: Callable[[rocksdict.WriteBatch, dict[bytes, dict]], Any]
     size: int
     future: asyncio.Future = field(repr=False)
+    # Runs on the loop once the batch is durable, even if the caller has gone away.
+    committed: Callable[[Any], None] | None = None
 
 
 class NodeStore:
@@ -169,6 +173,10 @@ class NodeStore:
         # Group-commit counters (ops acknowledged, synced batches written): observability.
         self.committed_ops = 0
         self.commit_groups = 0
+        self.changes = MetaChanges()
+        # bounds -> (changes.generation, digests): an idle node's peers ask for the same
+        # ranges' digests every sync pass, and nothing changed in between.
+        self._digests: dict[tuple[str, ...], tuple[int, list[tuple[int, str]]]] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -202,11 +210,12 @@ class NodeStore:
 
     # -- group commit ------------------------------------------------------------------------
 
-    async def _submit(self, apply: Callable[..., Any], size: int) -> Any:
+    async def _submit(self, apply: Callable[..., Any], size: int,
+                      committed: Callable[[Any], None] | None = None) -> Any:
         if self._queue is None or self._closed:
             raise RuntimeError("NodeStore is not started or already closed")
         fut: asyncio.Future = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_WriteOp(apply, size, fut))
+        self._queue.put_nowait(_WriteOp(apply, size, fut, committed))
         return await fut
 
     async def _write_loop(self) -> None:
@@ -237,6 +246,8 @@ class NodeStore:
             except Exception as exc:  # the worker itself failed: fail the group, keep going
                 results = [exc] * len(group)
             for op, res in zip(group, results, strict=True):
+                if op.committed is not None and not isinstance(res, BaseException):
+                    op.committed(res)
                 if op.future.done():  # caller gone; the write still happened
                     continue
                 if isinstance(res, BaseException):
@@ -420,7 +431,10 @@ class NodeStore:
 
         if not prepared:
             return []
-        return await self._submit(apply, sum(len(raw) for _, _, raw in prepared))
+        def committed(applied: list[bool]) -> None:
+            self.changes.record(k for (k, _), win in zip(items, applied, strict=True) if win)
+
+        return await self._submit(apply, sum(len(raw) for _, _, raw in prepared), committed)
 
     async def meta_get(self, keys: list[str]) -> list[dict | None]:
         """Stored records (tombstones included) in the order of ``keys``; None if absent."""
@@ -465,7 +479,11 @@ class NodeStore:
         """(count, digest) of the records in each [bounds[i], bounds[i+1]); the last bound
         may be "" (no upper bound). The digest covers every key and its record's hlc, so two
         stores agree on a range exactly when they hold the same versions of the same keys.
-        Anti-entropy compares these instead of shipping records."""
+        Anti-entropy compares these instead of shipping records. Answers are cached until
+        the next applied write (``changes.generation``)."""
+        generation, cached = self.changes.generation, self._digests.get(tuple(bounds))
+        if cached is not None and cached[0] == generation:
+            return cached[1]
 
         def digest() -> list[tuple[int, str]]:
             out = []
@@ -486,7 +504,11 @@ class NodeStore:
                     del it
             return out
 
-        return await self._run(digest)
+        result = await self._run(digest)
+        if len(self._digests) >= DIGEST_CACHE:
+            self._digests.clear()
+        self._digests[tuple(bounds)] = (generation, result)
+        return result
 
     # -- statistics -----------------------------------------------------------------------
 

@@ -51,7 +51,8 @@ async def cluster_status(catalog: Catalog) -> dict[str, Any]:
         "healthy": not problems,
         "problems": problems,
         "nodes": [{"name": m.name, "status": m.status, "zone": m.zone, "api": m.api,
-                   "capacity": m.capacity, "draining": m.draining}
+                   "capacity": m.capacity, "draining": m.draining,
+                   "rotten_shards": m.rot}
                   for m in sorted(nodes, key=lambda m: m.name)],
         "zones": dict(sorted(zones.items())),
         "capacity": {"alive_bytes": sum(m.capacity for m in alive),

@@ -245,6 +245,23 @@ def shoal(cluster, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300)
 
 
+def test_passes_on_an_unchanged_cluster_probe_only_new_records(cluster, load):
+    """With every member as it was at the last full pass, a repair pass probes only the
+    records written since the pass before (the workload adds one a second), not every
+    shard of every object."""
+    seen: list[dict] = []
+    deadline = time.monotonic() + 60
+    while not any(0 < p["records_checked"] < len(load.acked) for p in seen):
+        assert time.monotonic() < deadline, f"no incremental pass: {seen[-3:]}"
+        for report in admin(cluster, "repair")["nodes"].values():
+            p = report.get("repair", {})
+            if p.get("partitions") and p.get("finished") and p.get("full") is False:
+                seen.append(p)
+        time.sleep(0.3)
+    assert all(p["records_checked"] < len(load.acked) for p in seen)
+    verify(load)
+
+
 def test_a_node_joins_and_rebalance_evens_out_old_data(cluster, load):
     old = list(load.acked)
     add_node(cluster, "node-7", "z1")  # zones continue the round robin of `shoal up`
@@ -441,6 +458,9 @@ def test_corrupt_shard_on_disk_is_scrubbed_and_rebuilt(cluster, load):
         assert time.monotonic() < deadline, "scrub did not find the rotten shard"
         time.sleep(1)
     assert shard_id in shard_report(cluster, name)["scrub"]["rotten"]
+    # The count is gossiped, which is what sends repair to look at every record.
+    assert wait_until(lambda: next(n for n in admin(cluster, "status")["nodes"]
+                            if n["name"] == name)["rotten_shards"] >= 1, 30)
     wait_full(cluster, load)
     verify(load)
 

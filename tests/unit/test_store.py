@@ -253,6 +253,33 @@ async def _check_digest(store: NodeStore, records: dict[str, dict]) -> None:
     assert await store.meta_digests(["", ""]) == [digest_by_definition(records)]
 
 
+def test_cached_digests_follow_every_applied_write(tmp_path: Path) -> None:
+    """Digests are cached between writes; a write that wins, even one whose caller was
+    cancelled while it waited for the commit, changes the answer for the same bounds, and
+    only applied writes reach the change log."""
+    first, later = {"hlc": [2, 0, "g"]}, {"hlc": [3, 0, "g"]}
+    bounds = ["o/b/", "o/b0"]
+
+    async def body(store: NodeStore) -> None:
+        await store.meta_put([("o/b/k", first)])
+        store.changes.take()
+        assert await store.meta_digests(bounds) == [digest_by_definition({"o/b/k": first})]
+        assert await store.meta_put([("o/b/k", {"hlc": [1, 0, "g"]})]) == [False]
+        assert store.changes.take() == ({}, set())
+        assert await store.meta_digests(bounds) == [digest_by_definition({"o/b/k": first})]
+        waiting = asyncio.ensure_future(store.meta_put([("o/b/k", later), ("o/c/j", later)]))
+        await asyncio.sleep(0)  # queued for the writer
+        waiting.cancel()
+        for _ in range(100):
+            if store.changes.generation and (await store.meta_get(["o/b/k"]))[0] == later:
+                break
+            await asyncio.sleep(0.01)
+        assert await store.meta_digests(bounds) == [digest_by_definition({"o/b/k": later})]
+        assert store.changes.take() == ({"b": {"o/b/k"}, "c": {"o/c/j"}}, set())
+
+    run(tmp_path, body)
+
+
 def test_second_open_of_a_locked_db_raises(tmp_path: Path) -> None:
     async def body(store: NodeStore) -> None:
         with pytest.raises(Exception, match="(?i)lock"):
