@@ -32,6 +32,8 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import orjson
+
 from cluster.membership import Member, Membership
 from cluster.nodeclient import NodeClient, NodeUnavailable
 from cluster.store import newer
@@ -143,13 +145,18 @@ class MetadataReplicator:
 
     async def get(self, partition: str, key: str) -> Record | None:
         """The newest record for ``key`` (tombstones included), or None."""
-        results = await self._gather(partition, lambda api: self.client.meta_get(api, [key]))
+        results = await self._gather(partition,
+                                     lambda api: self.client.meta_get_raw(api, [key]))
+        raws = [raw for _, (raw,) in results]
+        if all(raw == raws[0] for raw in raws):  # owners agree (most reads): decode once
+            return None if raws[0] is None else orjson.loads(raws[0])
+        recs = [None if raw is None else orjson.loads(raw) for raw in raws]
         best: Record | None = None
-        for _, recs in results:
-            if recs[0] is not None and newer(recs[0], best):
-                best = recs[0]
+        for rec in recs:
+            if rec is not None and newer(rec, best):
+                best = rec
         if best is not None:
-            stale = [m for m, recs in results if recs[0] != best]
+            stale = [m for (m, _), rec in zip(results, recs, strict=True) if rec != best]
             for m in stale:
                 self._spawn(_quietly(self.client.meta_put(m.api, [(key, best)])))
         return best

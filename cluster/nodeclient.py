@@ -32,6 +32,7 @@ from typing import Any
 
 import orjson
 
+from cluster import recordframes
 from cluster.coalesce import Coalescer
 from cluster.httppool import ConnectionLost, HttpPool
 from cluster.nodeauth import content_hash, content_hash_async, sign
@@ -203,14 +204,31 @@ class NodeClient:
     async def meta_get(self, api: str, keys: list[str]) -> list[dict | None]:
         """The node's records for ``keys`` (tombstones included), None where absent.
         Concurrent calls to one node are coalesced into one request."""
+        return [None if raw is None else orjson.loads(raw)
+                for raw in await self.meta_get_raw(api, keys)]
+
+    async def meta_get_raw(self, api: str, keys: list[str]) -> list[bytes | None]:
+        """``meta_get`` as each record's stored JSON bytes, for callers that compare
+        copies before decoding one."""
         return await self._gets.call(api, keys)
 
     async def _meta_put_now(self, api: str, items: list[tuple[str, dict]]) -> list[bool]:
         doc = await self._json(api, "/meta/put", {"items": [[k, r] for k, r in items]})
         return doc["applied"]
 
-    async def _meta_get_now(self, api: str, keys: list[str]) -> list[dict | None]:
-        return (await self._json(api, "/meta/get", {"keys": keys}))["records"]
+    async def _meta_get_now(self, api: str, keys: list[str]) -> list[bytes | None]:
+        # Readers of one hot object share a batch: each record is asked for once.
+        unique = list(dict.fromkeys(keys))
+        doc = orjson.dumps({"keys": unique, "framed": True})
+        status, headers, data = await self._call(api, "POST", "/meta/get", doc)
+        if status != 200 or headers.get("content-type") != recordframes.MEDIA_TYPE:
+            raise NodeRejected(status, data[:200].decode("utf-8", "replace"))
+        try:
+            raws = recordframes.decode(data, len(unique))
+        except ValueError as exc:
+            raise NodeRejected(status, str(exc)) from None
+        found = dict(zip(unique, raws, strict=True))
+        return [found[k] for k in keys]
 
     async def meta_scan(
         self, api: str, start: str, end: str, limit: int, summary: bool = True,

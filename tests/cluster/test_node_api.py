@@ -224,6 +224,25 @@ def test_meta_last_writer_wins(node: Node) -> None:
     with_client(body)
 
 
+def test_meta_get_batches_repeated_keys_and_sends_stored_bytes(node: Node) -> None:
+    """Concurrent reads of one key share a request and each get the record; the framed
+    answer carries exactly the bytes the JSON answer holds."""
+    async def body(c: NodeClient) -> None:
+        key = "bkt/hot-object/é"
+        assert await c.meta_put(node.api, [(key, rec(7, etag="hot"))]) == [True]
+        reads = await asyncio.gather(*(c.meta_get(node.api, [key, "bkt/none", key])
+                                       for _ in range(20)))
+        assert reads == [[rec(7, etag="hot"), None, rec(7, etag="hot")]] * 20
+        assert reads[0][0] is not reads[1][0]  # each caller decodes its own copy
+        raw = (await c.meta_get_raw(node.api, [key]))[0]
+        assert raw is not None and json.loads(raw) == rec(7, etag="hot")
+        doc = json.dumps({"keys": [key]}).encode()
+        status, _, answer = await c._call(node.api, "POST", "/meta/get", doc)
+        assert status == 200 and json.loads(answer) == {"records": [json.loads(raw)]}
+
+    with_client(body)
+
+
 def test_meta_scan_order_and_summary(node: Node) -> None:
     keys = ["scan/a", "scan/Z", "scan/é", "scan/日本語", "scan/\U0001f41f", "scan/z", "scan0"]
 

@@ -16,11 +16,13 @@ import hashlib
 import os
 import signal
 import threading
+import time
 
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.harness import wait_healthy
+from gateway.adminclient import AdminClient, locate
+from tests.harness import wait_healthy, wait_until
 
 MiB = 1024 * 1024
 BUCKET = "faults"
@@ -64,6 +66,36 @@ def write(s3, stored: dict[str, str], key: str, size: int) -> None:
     data = os.urandom(size)
     s3.put_object(Bucket=BUCKET, Key=key, Body=data)
     stored[key] = hashlib.sha256(data).hexdigest()
+
+
+def test_an_owner_stopped_through_overwrites_never_serves_old_bytes(cluster, s3, stored):
+    """SIGSTOP the first metadata owner of a key (the one reads ask first) and overwrite
+    the key twice, the second time after the gateway's call to it has timed out (so that
+    write may never reach it). Reads while it is stopped, and after it wakes with its
+    stale copy (outvoted by the newer clock, or caught up by anti-entropy first), return
+    the newest bytes; its copy ends up current."""
+    admin = AdminClient(*locate(cluster.data))
+    key = "overwritten-while-stopped"
+    write(s3, stored, key, 2000)
+    first_owner = next(iter(admin.object_health(BUCKET, key)["metadata"]))
+
+    def newest_reads(count: int) -> None:
+        for _ in range(count):
+            body = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+            assert hashlib.sha256(body).hexdigest() == stored[key]
+            time.sleep(0.1)
+
+    cluster.signal_node(first_owner, signal.SIGSTOP)
+    try:
+        write(s3, stored, key, 3000)
+        time.sleep(6)  # past the node client's 5 s timeout
+        write(s3, stored, key, 4000)
+        newest_reads(3)
+    finally:
+        cluster.signal_node(first_owner, signal.SIGCONT)
+    newest_reads(30)
+    assert wait_until(lambda: set(admin.object_health(BUCKET, key)["metadata"].values())
+                      == {"current"}, 60)
 
 
 def test_hung_node_costs_a_timeout_not_a_stall(cluster, s3, stored, degraded):

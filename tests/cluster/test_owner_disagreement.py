@@ -1,0 +1,46 @@
+"""Metadata owners that disagree: a read returns the newest copy, whichever owner holds it,
+and brings the stale owner up to date (read repair)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from cluster.layout import partition_of
+from cluster.nodeclient import NodeClient
+from gateway.adminclient import AdminClient, locate
+from tests.harness import wait_until
+
+BUCKET = "owners"
+
+
+def test_a_newer_record_on_the_second_owner_wins_the_read(cluster):
+    """Only the second owner asked holds the newest record of ``a`` (as after a write
+    whose other acknowledgements were lost); the first owner's copy is older. The read
+    must return the newer record's bytes, not the first answer's."""
+    s3 = cluster.client()
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_object(Bucket=BUCKET, Key="a", Body=b"old bytes of a")
+    s3.put_object(Bucket=BUCKET, Key="b", Body=b"the bytes that become a")
+    admin = AdminClient(*locate(cluster.data))
+    owners = list(admin.object_health(BUCKET, "a")["metadata"])  # reads ask the first two
+    apis = {n["name"]: n["api"] for n in admin.status()["nodes"]}
+    secret = json.loads((cluster.data / "cluster.json").read_text())["cluster_secret"]
+    key_a, key_b = f"o/{BUCKET}/a", f"o/{BUCKET}/b"
+    assert partition_of(key_a) == BUCKET
+
+    async def plant() -> None:
+        client = NodeClient(secret.encode())
+        await client.start()
+        try:
+            rec_a, rec_b = await client.meta_get(apis[owners[0]], [key_a, key_b])
+            newest = {**rec_b, "key": "a",
+                      "hlc": [max(rec_a["hlc"][0], rec_b["hlc"][0]) + 1, 0, "test"]}
+            assert await client.meta_put(apis[owners[1]], [(key_a, newest)]) == [True]
+        finally:
+            await client.close()
+
+    asyncio.run(plant())
+    assert s3.get_object(Bucket=BUCKET, Key="a")["Body"].read() == b"the bytes that become a"
+    assert wait_until(lambda: admin.object_health(BUCKET, "a")["metadata"][owners[0]]
+                      == "current", 30)
