@@ -9,6 +9,11 @@ Layout (rocksdict, raw mode, bytes keys and values):
   and deleted in the same batch as the shard. Listing shard ids (GC, scrub) and reading a
   shard's hash (repair's health checks) use it: any access to a blob-file value reads the
   whole value. A DB from before this index gets it built when it is opened.
+* column family ``shard_chunks``: key = shard id, value = the BLAKE3 digests (32 bytes
+  each) of the shard's 64 KiB chunks. Built by the first span read of a shard, from bytes
+  that passed the whole-shard hash, so later span reads hash only the chunks they return
+  (a 64 KiB range of a 1 MiB shard: ~0.03 ms instead of 0.35). Not synced: a lost entry
+  is rebuilt by the next span read. Deleted and rewritten with the shard.
 * column family ``meta``: key = record key as utf-8 (so byte order is S3 listing order),
   value = the record as compact JSON. Every record carries ``"hlc": [physical_ms, logical,
   origin]``; deletes are ordinary records with ``"deleted": true`` (tombstones).
@@ -37,6 +42,7 @@ from hashlib import blake2b
 from pathlib import Path
 from typing import Any, TypeVar
 
+import blake3
 import orjson
 import rocksdict
 
@@ -47,6 +53,7 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 _DIGEST_LEN = 32
+_CHUNK = 64 * 1024  # span reads check the shard in chunks of this size
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _GROUP_WINDOW = 0.001  # seconds a group keeps collecting while writers keep arriving
 _GROUP_MAX_OPS = 512
@@ -147,7 +154,8 @@ class NodeStore:
         existing = _column_families(path)
         self._db = rocksdict.Rdict(str(path), opts, column_families={
             "shards": shard_opts, "shard_hashes": rocksdict.Options(raw_mode=True),
-            "meta": meta_opts, "meta_clocks": rocksdict.Options(raw_mode=True)})
+            "meta": meta_opts, "meta_clocks": rocksdict.Options(raw_mode=True),
+            "shard_chunks": rocksdict.Options(raw_mode=True)})
         self._shards = self._db.get_column_family("shards")
         self._hashes = self._db.get_column_family("shard_hashes")
         self._meta = self._db.get_column_family("meta")
@@ -156,6 +164,8 @@ class NodeStore:
         self._meta_cf = self._db.get_column_family_handle("meta")
         self._clocks = self._db.get_column_family("meta_clocks")
         self._clocks_cf = self._db.get_column_family_handle("meta_clocks")
+        self._chunks = self._db.get_column_family("shard_chunks")
+        self._chunks_cf = self._db.get_column_family_handle("shard_chunks")
         self._sync = rocksdict.WriteOptions()
         self._sync.sync = True
         # Shard bytes carry their own BLAKE3, checked on every read; RocksDB's blob
@@ -200,8 +210,8 @@ class NodeStore:
     def _close_db(self) -> None:
         # Every handle keeps RocksDB (and its lock) alive; iterators are never kept past
         # the call that made them, so dropping these is enough.
-        del self._shards_cf, self._hashes_cf, self._meta_cf, self._clocks_cf
-        del self._shards, self._hashes, self._meta, self._clocks
+        del self._shards_cf, self._hashes_cf, self._meta_cf, self._clocks_cf, self._chunks_cf
+        del self._shards, self._hashes, self._meta, self._clocks, self._chunks
         self._db.close()
         del self._db
 
@@ -290,6 +300,7 @@ class NodeStore:
         def apply(batch: rocksdict.WriteBatch, _overlay: dict) -> None:
             batch.put(key, value, self._shards_cf)
             batch.put(key, value[:_DIGEST_LEN], self._hashes_cf)
+            batch.delete(key, self._chunks_cf)
 
         await self._submit(apply, len(value))
 
@@ -312,18 +323,41 @@ class NodeStore:
     ) -> tuple[bytes, str] | None:
         # Read, hash and cut in one thread hop: a hop cost ~0.3 ms of CPU here (measured),
         # as much as hashing the 1 MiB shard itself.
-        value = self._shards.get(shard_id.encode(), read_opt=self._shard_read)
+        key = shard_id.encode()
+        value = self._shards.get(key, read_opt=self._shard_read)
         if value is None:
             return None
         stored = value[:_DIGEST_LEN].hex()
         data = memoryview(value)[_DIGEST_LEN:]
-        if len(value) < _DIGEST_LEN or (verify and content_hash(data) != stored):
+        if len(value) < _DIGEST_LEN:
             raise CorruptShard(shard_id)
         if spans is None:
+            if verify and content_hash(data) != stored:
+                raise CorruptShard(shard_id)
             return bytes(data), stored
         if any(b > len(data) for _, b in spans):
             raise ValueError("span past the end of the shard")
+        self._check_spans(key, data, stored, spans)
         return b"".join(data[a:b] for a, b in spans), stored
+
+    def _check_spans(self, key: bytes, data: memoryview, stored: str,
+                     spans: list[tuple[int, int]]) -> None:
+        """Raise CorruptShard unless the chunks under ``spans`` match their digests. The
+        first span read checks the whole shard and records its chunk digests."""
+        digests = self._chunks.get(key)
+        count = -(-len(data) // _CHUNK)
+        if digests is None or len(digests) != count * _DIGEST_LEN:
+            if content_hash(data) != stored:
+                raise CorruptShard(key.decode())
+            digests = b"".join(blake3.blake3(data[i:i + _CHUNK]).digest()
+                               for i in range(0, len(data), _CHUNK))
+            self._chunks[key] = digests  # this thread also commits: no race with deletes
+            return
+        chunks = {i for a, b in spans if b > a for i in range(a // _CHUNK, (b - 1) // _CHUNK + 1)}
+        for i in chunks:
+            want = digests[i * _DIGEST_LEN:(i + 1) * _DIGEST_LEN]
+            if blake3.blake3(data[i * _CHUNK:(i + 1) * _CHUNK]).digest() != want:
+                raise CorruptShard(key.decode())
 
     async def delete_shards(self, shard_ids: list[str]) -> None:
         """Delete shards (absent ids are fine); durable when this returns."""
@@ -333,6 +367,7 @@ class NodeStore:
             for key in keys:
                 batch.delete(key, self._shards_cf)
                 batch.delete(key, self._hashes_cf)
+                batch.delete(key, self._chunks_cf)
 
         if keys:
             await self._submit(apply, 0)

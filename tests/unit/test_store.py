@@ -189,6 +189,46 @@ def test_rot_in_a_blob_file_is_caught_by_blake3(tmp_path: Path) -> None:
     run(tmp_path, read)
 
 
+def test_span_reads_check_the_chunks_they_return(tmp_path: Path) -> None:
+    """The first span read checks the whole shard and keeps its 64 KiB chunk digests;
+    later span reads hash only the chunks they cut from. Rot in another chunk then goes
+    unseen by a span read (the scrubber and whole reads still see it), rot under the
+    span does not; a rewritten or deleted shard drops its chunk digests."""
+    chunk = 64 * 1024
+    data = bytes(range(256)) * 1024  # 4 chunks, in a blob file
+
+    async def write(store: NodeStore) -> None:
+        await store.put_shard("ch.0", data, content_hash(data))
+        store._shards.flush()
+        got = await store.get_shard_with_hash("ch.0", [(10, 20), (chunk + 5, chunk + 9)])
+        assert got == (data[10:20] + data[chunk + 5:chunk + 9], content_hash(data))
+
+    run(tmp_path, write)
+    blob = next(tmp_path.glob("*.blob"))
+    raw = bytearray(blob.read_bytes())
+    raw[raw.find(data[:4096]) + 2 * chunk + 7] ^= 0x01  # inside chunk 2
+    blob.write_bytes(bytes(raw))
+
+    async def read(store: NodeStore) -> None:
+        assert (await store.get_shard_with_hash("ch.0", [(0, chunk)]))[0] == data[:chunk]
+        for span in [(2 * chunk, 2 * chunk + 1), (chunk, 3 * chunk), (3 * chunk - 1, 3 * chunk)]:
+            with pytest.raises(CorruptShard):
+                await store.get_shard_with_hash("ch.0", [span])
+        with pytest.raises(CorruptShard):
+            await store.get_shard("ch.0")
+        # Rewritten (as repair does): the new bytes get new chunk digests.
+        fresh = bytes(reversed(data))
+        await store.put_shard("ch.0", fresh, content_hash(fresh))
+        for span in [(2 * chunk, 2 * chunk + 8), (0, 4)]:
+            got = await store.get_shard_with_hash("ch.0", [span])
+            assert got is not None and got[0] == fresh[span[0]:span[1]]
+        await store.delete_shards(["ch.0"])
+        assert await store.get_shard_with_hash("ch.0", [(0, 4)]) is None
+        assert store._chunks.get(b"ch.0") is None
+
+    run(tmp_path, read)
+
+
 def write_first_layout(path: Path, family: str, values: dict[str, bytes]) -> None:
     """A DB in the first layout (``shards`` and ``meta`` only, no index families) holding
     ``values`` in ``family``, as nodes made before the indexes left it."""
