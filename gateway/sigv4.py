@@ -391,12 +391,30 @@ def _pct_bytes(text: str, plus: bool) -> bytes:
     return unquote_to_bytes(data.replace(b"+", b" ") if plus else data)
 
 
-def _aws_encode(text: str) -> str:
+# A presigned request decodes and re-encodes its query tokens some 70 times (145 µs per
+# verification here); the names and most values repeat across requests, so short tokens
+# are memoised. Longer ones (rare, and client-chosen) are not kept.
+_MEMO_MAX = 256
+
+
+def _encode_token(text: str) -> str:
     return quote(_pct_bytes(text, plus=True), safe="-_.~")
 
 
-def _decode(text: str, plus: bool) -> str:
+def _decode_token(text: str, plus: bool) -> str:
     return _pct_bytes(text, plus).decode("utf-8", "replace")
+
+
+_encode_memo = lru_cache(maxsize=4096)(_encode_token)
+_decode_memo = lru_cache(maxsize=4096)(_decode_token)
+
+
+def _aws_encode(text: str) -> str:
+    return (_encode_memo if len(text) <= _MEMO_MAX else _encode_token)(text)
+
+
+def _decode(text: str, plus: bool) -> str:
+    return (_decode_memo if len(text) <= _MEMO_MAX else _decode_token)(text, plus)
 
 
 def _query_value(pairs: list[tuple[str, str]], name: str) -> str | None:
