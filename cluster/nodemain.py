@@ -70,7 +70,8 @@ def run_node(opts: NodeOptions) -> None:
     app = create_node_app(store, secrets.cluster_secret.encode(), name, zone, background=work)
     config = uvicorn.Config(app, host=opts.api_host, port=opts.api_port, loop="uvloop",
                             http=CoalescingHttpToolsProtocol, log_level="warning",
-                            timeout_keep_alive=30, proxy_headers=False, access_log=False)
+                            timeout_keep_alive=30, proxy_headers=False, access_log=False,
+                            server_header=False)
     server = uvicorn.Server(config)
     tags = {"role": "node", "api": api, "zone": zone,
             "capacity": str(opts.capacity or disk_capacity(opts.data))}

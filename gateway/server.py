@@ -60,7 +60,8 @@ def run_gateway(opts: GatewayOptions) -> None:
         config = uvicorn.Config("gateway.server:app_from_env", factory=True, host=opts.host,
                                 port=opts.port, workers=opts.workers, loop="uvloop",
                                 http=CoalescingHttpToolsProtocol, log_level="warning",
-                                timeout_keep_alive=30, proxy_headers=False, access_log=False)
+                                timeout_keep_alive=30, proxy_headers=False, access_log=False,
+                                server_header=False)  # the app sends "Server: Shoal"
         ports = [opts.port] + ([opts.website_port] if opts.website_port else [])
         serve_on_ports(config, opts.host, ports)
     finally:

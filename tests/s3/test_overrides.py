@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from http.client import HTTPConnection
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -64,3 +66,20 @@ def test_presigned_download_link(s3):
     assert headers["content-disposition"] == "attachment; filename=report.txt"
     assert headers["content-type"] == "application/octet-stream"
     assert headers["cache-control"] == "max-age=60"  # not overridden: the stored value
+
+
+def test_every_response_header_is_sent_once(s3, cluster):
+    """One Server header (Shoal's, not also the HTTP server's) and no other repeats on a
+    GET: some clients join repeated headers into a comma list."""
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": "over", "Key": "doc.txt"})
+    parts = urlsplit(url)
+    conn = HTTPConnection(parts.hostname, parts.port, timeout=10)
+    try:
+        conn.request("GET", f"{parts.path}?{parts.query}")
+        response = conn.getresponse()
+        assert response.read() == b"hello"
+        names = [name.lower() for name, _ in response.getheaders()]
+    finally:
+        conn.close()
+    assert len(names) == len(set(names)), names
+    assert response.getheader("server") == "Shoal"
