@@ -125,6 +125,46 @@ def test_answer_cut_midway_is_connection_lost_and_not_retried() -> None:
     asyncio.run(main())
 
 
+def test_large_bodies_read_in_place_in_any_pieces_then_the_connection_is_reused() -> None:
+    """A body of DIRECT_MIN or more is read into its own buffer: whether it comes with
+    the head, trickles in small writes or ends early (ConnectionLost), and a small answer
+    on the same connection afterwards is still parsed from the start."""
+    big = bytes(range(256)) * 1024 + b"tail"  # 256 KiB + 4
+
+    async def pieces(reader, writer, n) -> None:  # type: ignore[no-untyped-def]
+        while True:
+            line = (await read_request(reader))[0]
+            if line.startswith("GET /small"):
+                writer.write(ok(b"small"))
+            elif line.startswith("GET /cut"):
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(big)
+                             + big[:200_000])
+                await writer.drain()
+                raise ConnectionError
+            else:
+                answer = ok(big)
+                step = 7_000 if line.startswith("GET /trickle") else len(answer)
+                for at in range(0, len(answer), step):
+                    writer.write(answer[at:at + step])
+                    await writer.drain()
+                    await asyncio.sleep(0)
+
+    async def main() -> None:
+        server = Server(pieces)
+        async with server as url:
+            pool = HttpPool()
+            for path in ("/whole", "/trickle", "/small", "/trickle", "/small"):
+                status, _, body = await pool.request(url, "GET", path, dict)
+                assert status == 200 and body == (b"small" if path == "/small" else big)
+            assert server.connections == 1
+            with pytest.raises(ConnectionLost) as err:
+                await pool.request(url, "GET", "/cut", dict)
+            assert err.value.started
+            pool.close()
+
+    asyncio.run(main())
+
+
 def test_garbage_answer_is_connection_lost() -> None:
     async def garbage(reader, writer, n) -> None:  # type: ignore[no-untyped-def]
         await read_request(reader)
