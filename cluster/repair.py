@@ -43,7 +43,8 @@ so a *full* pass (every record of every partition it leads) runs only when:
 * ``full_every`` seconds passed (a safety net, default an hour).
 
 Otherwise a pass probes only the records this node took in since the last pass
-(``MetaChanges``: new objects, perhaps written while a node refused a shard), and whole
+(``MetaChanges``: new objects, perhaps written while a node refused a shard; up to
+READ_KEYS_UP_TO of them are read by key, more are picked out of a scan), and whole
 partitions whose last walk left work behind (blocks waiting, unrepairable, errors).
 Rebalance passes are always full.
 """
@@ -55,7 +56,7 @@ import contextlib
 import copy
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 from cluster.changes import MetaChanges
 from cluster.layout import DATA_KINDS, bucket_ranges
@@ -81,6 +82,7 @@ log = logging.getLogger(__name__)
 
 HASH_CHARS = 32  # hex chars of a shard hash kept in records (gateway/blockstore.py)
 PARALLEL = 4  # records repaired at once per partition walk
+READ_KEYS_UP_TO = 2000  # more changed keys than this: scan the partition instead
 # Progress counters that mean a partition's walk left something for the next pass.
 UNFINISHED = ("blocks_waiting", "blocks_unrepairable", "blocks_no_target",
               "records_skipped", "errors")
@@ -197,18 +199,32 @@ class Repairer:
         policies = {rec.get("upload_id"): rec.get("policy")
                     async for _, rec in live_records(self.meta, bucket, "u")}
         running: set[asyncio.Future] = set()
-        for start, _ in bucket_ranges(bucket):
-            if start[0] not in DATA_KINDS:
+        async for key, rec in self._records(bucket, only):
+            policy = rec.get("policy") or policies.get(rec.get("upload_id"))
+            if not rec.get("blocks") or not policy:
                 continue
-            async for key, rec in live_records(self.meta, bucket, start[0]):
-                policy = rec.get("policy") or policies.get(rec.get("upload_id"))
-                if not rec.get("blocks") or not policy or (only is not None
-                                                           and key not in only):
-                    continue
-                if len(running) >= PARALLEL:
-                    _, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-                running.add(asyncio.ensure_future(self._repair_one(bucket, key, rec, policy)))
+            if len(running) >= PARALLEL:
+                _, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            running.add(asyncio.ensure_future(self._repair_one(bucket, key, rec, policy)))
         await asyncio.gather(*running)
+
+    async def _records(self, bucket: str, only: set[str] | None
+                       ) -> AsyncIterator[tuple[str, dict]]:
+        """The partition's live records that name shards: all of them, or those of the
+        keys in ``only``. A few changed keys are read one by one (quorum reads), so a
+        large bucket that takes a write a minute is not scanned whole every pass."""
+        if only is not None and len(only) <= READ_KEYS_UP_TO:
+            for key in sorted(only):
+                if key[:1] in DATA_KINDS:
+                    rec = await self.meta.get(bucket, key)
+                    if rec is not None and not rec.get("deleted"):
+                        yield key, rec
+            return
+        for start, _ in bucket_ranges(bucket):
+            if start[0] in DATA_KINDS:
+                async for key, rec in live_records(self.meta, bucket, start[0]):
+                    if only is None or key in only:
+                        yield key, rec
 
     async def _repair_one(self, bucket: str, key: str, rec: dict, policy: dict) -> None:
         self.progress["records_checked"] += 1
