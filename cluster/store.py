@@ -120,6 +120,11 @@ def _clock(record: dict) -> bytes:
     return json.dumps(record.get("hlc")).encode()
 
 
+def _chunk_digest(data: memoryview, index: int) -> bytes:
+    """BLAKE3 of the shard's ``index``-th chunk, as ``shard_chunks`` keeps it."""
+    return blake3.blake3(data[index * _CHUNK:(index + 1) * _CHUNK]).digest()
+
+
 def _encode(record: dict) -> bytes:
     return orjson.dumps(record)  # records are JSON; orjson because every scan decodes them
 
@@ -349,14 +354,11 @@ class NodeStore:
         if digests is None or len(digests) != count * _DIGEST_LEN:
             if content_hash(data) != stored:
                 raise CorruptShard(key.decode())
-            digests = b"".join(blake3.blake3(data[i:i + _CHUNK]).digest()
-                               for i in range(0, len(data), _CHUNK))
-            self._chunks[key] = digests  # this thread also commits: no race with deletes
-            return
+            self._chunks[key] = b"".join(_chunk_digest(data, i) for i in range(count))
+            return  # (this thread also commits, so the put cannot race a delete)
         chunks = {i for a, b in spans if b > a for i in range(a // _CHUNK, (b - 1) // _CHUNK + 1)}
         for i in chunks:
-            want = digests[i * _DIGEST_LEN:(i + 1) * _DIGEST_LEN]
-            if blake3.blake3(data[i * _CHUNK:(i + 1) * _CHUNK]).digest() != want:
+            if _chunk_digest(data, i) != digests[i * _DIGEST_LEN:(i + 1) * _DIGEST_LEN]:
                 raise CorruptShard(key.decode())
 
     async def delete_shards(self, shard_ids: list[str]) -> None:
