@@ -153,12 +153,12 @@ class Repairer:
             "records_checked": 0, "blocks_checked": 0,
             "blocks_repaired": 0, "slots_repaired": 0, "slots_moved": 0, "bytes_written": 0,
             "blocks_waiting": 0, "blocks_unrepairable": 0, "blocks_no_target": 0, "records_skipped": 0, "errors": 0}
+        looked = False  # at every change taken above
         try:
             try:
                 mine = [b for b in await bucket_names(self.meta) if self.leads(b)]
             except QuorumError as exc:
                 p["errors"] += 1
-                self._full_asked = True  # the changes taken above were not looked at
                 log.info("repair: bucket list unavailable: %s", exc)
                 return
             p["partitions"] = len(mine)
@@ -172,7 +172,10 @@ class Repairer:
                 p["partitions_done"] += 1
             if full:
                 self._full_view, self._full_at = view, time.monotonic()
+            looked = True
         finally:
+            if not looked:  # a pass cut short by any error: the next one walks everything
+                self._full_asked = True
             p["running"] = False
             p["finished"] = time.time()
             self.passes += 1
