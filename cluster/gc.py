@@ -23,6 +23,9 @@ no shard is deleted whose writer finishes within ``grace`` of writing it: the gr
 period must exceed the longest single upload (a part, for multipart) -- default 6 h. A
 walk that cannot reach a quorum of some partition's owners deletes nothing. Candidates
 live in memory: a restarted node starts over, which only delays collection.
+
+Each pass ends by asking the store to rewrite its blob files if deleted shards (from this
+pass, the scrubber or the gateways) have come to a quarter of their bytes.
 """
 
 from __future__ import annotations
@@ -103,6 +106,9 @@ class Collector:
             self.deleted_total += len(doomed)
             if doomed:
                 log.info("gc: deleted %d orphan shards", len(doomed))
+            # Deleting frees no disk by itself: shard bytes sit in blob files until those
+            # are rewritten (any delete counts, not only this pass's).
+            p["blob_files"] = await self.store.reclaim_blob_space()
         finally:
             p["running"] = False
             p["finished"] = time.time()

@@ -59,6 +59,11 @@ _GROUP_WINDOW = 0.001  # seconds a group keeps collecting while writers keep arr
 _GROUP_MAX_OPS = 512
 _GROUP_MAX_BYTES = 16 << 20  # bounds a group's memory and its sync latency
 DIGEST_CACHE = 4096  # cached digest answers; a few per partition and peer
+# Blob files are rewritten (live shards copied out, the garbage dropped) once garbage is
+# this share of their bytes and at least BLOB_GARBAGE_MIN: each rewritten byte then frees
+# at least a third of a byte, and small stores are left alone.
+BLOB_GARBAGE_RATIO = 0.25
+BLOB_GARBAGE_MIN = 256 << 20
 
 
 class CorruptShard(Exception):
@@ -154,7 +159,10 @@ class NodeStore:
         shard_opts.set_enable_blob_files(True)
         shard_opts.set_min_blob_size(64 * 1024)
         shard_opts.set_blob_file_size(256 << 20)
-        shard_opts.set_enable_blob_gc(True)
+        # Off: with it on, every compaction (one per four memtable flushes) copied the live
+        # shards of the oldest quarter of the blob files, garbage or not -- measured on a
+        # node holding 5.7 GB, 1.29 GB rewritten per 256 MB written, 4.4-4.9 s of CPU each.
+        shard_opts.set_enable_blob_gc(False)
         meta_opts = rocksdict.Options(raw_mode=True)
         existing = _column_families(path)
         self._db = rocksdict.Rdict(str(path), opts, column_families={
@@ -182,6 +190,9 @@ class NodeStore:
         if self._db.get(_CLOCKS_INDEXED) is None:  # new DB, older DB, or a cut-short build
             self._index_clocks()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nodestore")
+        # Compactions run here: they take seconds and release the GIL, but must not hold
+        # up the writer thread.
+        self._maintenance = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nodestore-mt")
         self._queue: asyncio.Queue[_WriteOp | None] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._closed = False
@@ -209,6 +220,8 @@ class NodeStore:
         if self._writer is not None and self._queue is not None:
             self._queue.put_nowait(None)
             await self._writer
+        await asyncio.get_running_loop().run_in_executor(
+            None, self._maintenance.shutdown, True)
         await self._run(self._close_db)
         self._executor.shutdown(wait=True)
 
@@ -373,6 +386,42 @@ class NodeStore:
 
         if keys:
             await self._submit(apply, 0)
+
+    async def reclaim_blob_space(self, ratio: float = BLOB_GARBAGE_RATIO,
+                                 minimum: int = BLOB_GARBAGE_MIN) -> dict:
+        """Rewrite the blob files once deleted shards are ``ratio`` of their bytes and at
+        least ``minimum`` bytes; returns the blob and garbage bytes before and after."""
+        if self._closed:
+            raise RuntimeError("store closed")
+        return await asyncio.get_running_loop().run_in_executor(
+            self._maintenance, self._reclaim_blob_space, ratio, minimum)
+
+    def _reclaim_blob_space(self, ratio: float, minimum: int) -> dict:
+        # RocksDB counts a blob as garbage only when a compaction drops the key naming it.
+        # This one flushes the memtable and rewrites only the small table files (blob GC
+        # is off): ~40 bytes per shard.
+        whole = rocksdict.CompactOptions()
+        whole.set_bottommost_level_compaction(rocksdict.BottommostLevelCompaction.force())
+        self._shards.compact_range(None, None, whole)
+        before = self._blob_bytes()
+        out = {"blob_bytes": before[0], "garbage_bytes": before[1], "rewritten": False}
+        if before[1] < max(minimum, ratio * before[0]):
+            return out
+        self._shards.set_options({"enable_blob_garbage_collection": "true",
+                                  "blob_garbage_collection_age_cutoff": "1.0"})
+        try:
+            self._shards.compact_range(None, None, whole)
+        finally:
+            self._shards.set_options({"enable_blob_garbage_collection": "false"})
+        after = self._blob_bytes()
+        log.info("blob files rewritten: %d -> %d bytes", before[0], after[0])
+        return {**out, "rewritten": True, "blob_bytes_after": after[0],
+                "garbage_bytes_after": after[1]}
+
+    def _blob_bytes(self) -> tuple[int, int]:
+        sh = self._shards
+        return (sh.property_int_value("rocksdb.live-blob-file-size") or 0,
+                sh.property_int_value("rocksdb.live-blob-file-garbage-size") or 0)
 
     async def shard_hash(self, shard_id: str) -> str | None:
         """The stored BLAKE3 hex of a shard without reading or checking its bytes."""

@@ -151,6 +151,45 @@ def test_scan_is_utf8_byte_order_with_limit(tmp_path: Path) -> None:
     run(tmp_path, body)
 
 
+def test_deleted_shards_space_is_reclaimed_past_the_threshold(tmp_path: Path) -> None:
+    """Deleting shards leaves their bytes in blob files; reclaiming rewrites the files
+    only once the garbage passes the threshold, and every live shard still reads."""
+    shards = {f"b{i}.0": bytes([i]) * 300_000 for i in range(24)}
+
+    async def body(store: NodeStore) -> None:
+        for i, (k, v) in enumerate(shards.items()):
+            await store.put_shard(k, v, content_hash(v))
+            if i % 6 == 5:  # nothing deleted: it flushes, so each round makes a blob file
+                first = await store.reclaim_blob_space()
+        assert first["blob_bytes"] >= 24 * 300_000 and not first["garbage_bytes"]
+        files = sorted(tmp_path.glob("*.blob"))
+        assert len(files) == 4
+        await store.reclaim_blob_space()  # compacts; live shards are not copied around
+        assert sorted(tmp_path.glob("*.blob")) == files
+        doomed = [k for i, k in enumerate(shards) if i % 3]
+        await store.delete_shards(doomed)
+        before = await store.reclaim_blob_space(ratio=0.25, minimum=10 << 20)
+        assert before["garbage_bytes"] >= 16 * 300_000
+        assert not before["rewritten"]  # under the 10 MiB minimum
+        done = await store.reclaim_blob_space(ratio=0.25, minimum=1 << 20)
+        assert done["rewritten"] and done["garbage_bytes_after"] == 0
+        assert done["blob_bytes_after"] < done["blob_bytes"] / 2
+        again = await store.reclaim_blob_space(ratio=0.25, minimum=1 << 20)
+        assert not again["rewritten"]
+        for i, (k, v) in enumerate(shards.items()):
+            assert await store.get_shard(k) == (None if i % 3 else v)
+
+    run(tmp_path, body)
+    run(tmp_path, lambda store: _check_shards(store, {
+        k: v for i, (k, v) in enumerate(shards.items()) if not i % 3}))
+
+
+async def _check_shards(store: NodeStore, live: dict[str, bytes]) -> None:
+    assert await store.shard_ids("", 100) == sorted(live)
+    for k, v in live.items():
+        assert await store.get_shard(k) == v
+
+
 def test_wrong_stored_hash_is_detected_on_read(tmp_path: Path) -> None:
     async def body(store: NodeStore) -> None:
         await store.put_shard("x.0", b"payload", content_hash(b"other"))
