@@ -112,8 +112,7 @@ class AntiEntropy:
                 api, [lo, hi]):
             return
         self.progress["ranges_differing"] += 1
-        keys = [k for k, _ in await self._local(lo, hi)]
-        bounds = [lo, *keys[CHUNK::CHUNK], hi]
+        bounds = [lo, *await self.store.meta_cuts(lo, hi, CHUNK), hi]
         mine = await self.store.meta_digests(bounds)
         theirs = await self.client.meta_digests(api, bounds)
         for a, b, x, y in zip(bounds, bounds[1:], mine, theirs, strict=False):

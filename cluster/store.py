@@ -561,6 +561,33 @@ class NodeStore:
             raise ValueError("limit must be >= 0")
         return await self._run(scan)
 
+    async def meta_cuts(self, start: str, end: str, every: int) -> list[str]:
+        """Every ``every``-th key of [start, end) after the first (""-end: unbounded), read
+        from the small ``meta_clocks`` index: bounds that cut a range into sub-ranges of
+        ``every`` keys without reading its records (a large object's is kilobytes)."""
+        lo, hi = start.encode(), end.encode()
+
+        def cuts() -> list[str]:
+            ro = rocksdict.ReadOptions()
+            if hi:
+                ro.set_iterate_upper_bound(hi)
+            it = self._clocks.iter(ro)
+            try:
+                it.seek(lo)
+                out, n = [], 0
+                while it.valid():
+                    if n and n % every == 0:
+                        out.append(it.key().decode())
+                    n += 1
+                    it.next()
+                return out
+            finally:
+                del it
+
+        if every < 1:
+            raise ValueError("every must be >= 1")
+        return await self._run(cuts)
+
     async def meta_digests(self, bounds: list[str]) -> list[tuple[int, str]]:
         """(count, digest) of the records in each [bounds[i], bounds[i+1]); the last bound
         may be "" (no upper bound). The digest covers every key and its record's hlc, so two

@@ -151,6 +151,22 @@ def test_scan_is_utf8_byte_order_with_limit(tmp_path: Path) -> None:
     run(tmp_path, body)
 
 
+def test_cuts_split_a_range_every_n_keys_in_scan_order(tmp_path: Path) -> None:
+    keys = [f"o/b/k{i:03d}" for i in range(10)] + ["o/b/é", "o/c/x"]
+
+    async def body(store: NodeStore) -> None:
+        await store.meta_put([(k, {"hlc": [1, 0, "o"], "blob": "x" * 5000}) for k in keys])
+        in_b = [k for k, _ in (await store.meta_scan("o/b/", "o/b0", 100))[0]]
+        assert await store.meta_cuts("o/b/", "o/b0", 4) == in_b[4::4]
+        assert await store.meta_cuts("o/b/", "o/b0", 1) == in_b[1:]
+        assert await store.meta_cuts("o/b/", "", 11) == ["o/c/x"]  # unbounded end
+        assert await store.meta_cuts("o/b/", "o/b0", 100) == []
+        with pytest.raises(ValueError):
+            await store.meta_cuts("o/", "", 0)
+
+    run(tmp_path, body)
+
+
 def test_deleted_shards_space_is_reclaimed_past_the_threshold(tmp_path: Path) -> None:
     """Deleting shards leaves their bytes in blob files; reclaiming rewrites the files
     only once the garbage passes the threshold, and every live shard still reads."""
