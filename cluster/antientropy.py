@@ -17,7 +17,13 @@ What that gives: a node that was down catches up on the writes it missed (its pe
 push, and it pulls, when either runs a pass); a node that joins and becomes an owner
 pulls its partitions; a node that stops being an owner (another joined, or it is being
 drained) pushes what it holds to the new owners -- *handoff* -- before anything is
-dropped. Copies on non-owners are not deleted yet (a known gap: they cost disk only).
+dropped.
+
+A node that holds copies of a partition it does not own drops them once every owner is
+alive, a sync with each has just finished, and each owner holds every one of its records
+at least as new (asked by key and clock); a record written meanwhile is kept
+(``store.meta_drop`` deletes only the clock it was shown). Until then it keeps syncing
+the partition each pass, which cost CPU for as long as the copies stayed.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from cluster.layout import BUCKET_RANGE, BUCKETS, partition_of, partition_ranges
 from cluster.membership import Member
 from cluster.metadata import MetadataReplicator, QuorumError
 from cluster.nodeclient import NodeClient, NodeUnavailable
-from cluster.store import NodeStore, newer
+from cluster.store import NodeStore, hlc_of, newer
 from cluster.walk import bucket_names
 
 log = logging.getLogger(__name__)
@@ -72,7 +78,7 @@ class AntiEntropy:
     async def run_pass(self) -> None:
         p = self.progress = {"running": True, "started": time.time(), "finished": None,
                              "partitions": 0, "ranges_compared": 0, "ranges_differing": 0,
-                             "pushed": 0, "pulled": 0, "errors": 0}
+                             "pushed": 0, "pulled": 0, "dropped": 0, "errors": 0}
         try:
             parts = await self.local_partitions()
             try:
@@ -95,16 +101,46 @@ class AntiEntropy:
         except QuorumError:
             return
         owner = any(m.name == self.name for m in owners)
+        complete = True
         for peer in owners:
-            if peer.name == self.name or peer.status != "alive" or not peer.api:
+            if peer.name == self.name:
+                continue
+            if peer.status != "alive" or not peer.api:
+                complete = False
                 continue
             for lo, hi in partition_ranges(part):
                 try:
                     await self.sync_range(peer.api, lo, hi, pull=owner)
                 except NodeUnavailable as exc:
                     self.progress["errors"] += 1
+                    complete = False
                     log.info("sync of %s with %s: %s", part, peer.name, exc)
                     break
+        if not owner and complete:
+            await self.drop_handed_off(part, [peer.api for peer in owners])
+
+    async def drop_handed_off(self, part: str, apis: list[str]) -> None:
+        """Drop this non-owner's copies of ``part`` that every owner holds at least as
+        new. Called after a sync with every owner, all alive, pushed what they lacked."""
+        for lo, hi in partition_ranges(part):
+            while True:
+                local, more = await self.store.meta_scan(lo, hi, PAGE)
+                if not local:
+                    break
+                end = local[-1][0] + "\x00"  # this page's key range, asked of each owner
+                held = {k: hlc_of(r) for k, r in local}
+                try:
+                    for api in apis:
+                        theirs = await self._remote(api, lo, end, fields=[])
+                        held = {k: h for k, h in held.items()
+                                if k in theirs and hlc_of(theirs[k]) >= h}
+                except NodeUnavailable as exc:
+                    log.info("sync of %s: copies kept, an owner did not answer: %s", part, exc)
+                    return
+                self.progress["dropped"] += await self.store.meta_drop(list(held.items()))
+                if not more:
+                    break
+                lo = end
 
     async def sync_range(self, api: str, lo: str, hi: str, pull: bool) -> None:
         self.progress["ranges_compared"] += 1
@@ -128,10 +164,12 @@ class AntiEntropy:
                 return out
             lo = items[-1][0] + "\x00"
 
-    async def _remote(self, api: str, lo: str, hi: str) -> dict[str, dict]:
+    async def _remote(self, api: str, lo: str, hi: str,
+                      fields: list[str] | None = None) -> dict[str, dict]:
         out: dict[str, dict] = {}
         while True:
-            items, more = await self.client.meta_scan(api, lo, hi, PAGE, summary=False)
+            items, more = await self.client.meta_scan(api, lo, hi, PAGE, summary=False,
+                                                      fields=fields)
             out.update(items)
             if not more or not items:
                 return out

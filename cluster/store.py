@@ -522,6 +522,30 @@ class NodeStore:
 
         return await self._submit(apply, sum(len(raw) for _, _, raw in prepared), committed)
 
+    async def meta_drop(self, items: list[tuple[str, tuple[int, int, str]]]) -> int:
+        """Delete each record whose stored hlc is still the given one (a record written
+        since is kept); returns how many were deleted. For copies a node no longer owns,
+        once every owner holds them: not a client delete (that is a tombstone record)."""
+        prepared = [(key.encode(), tuple(hlc)) for key, hlc in items]
+
+        def apply(batch: rocksdict.WriteBatch, overlay: dict[bytes, dict]) -> int:
+            keys = [k for k, _ in prepared]
+            stored = self._meta.get(keys) if keys else []
+            dropped = 0
+            for (k, hlc), raw in zip(prepared, stored, strict=True):
+                current = overlay[k] if k in overlay else raw and orjson.loads(raw)
+                if current and hlc_of(current) == hlc:
+                    batch.delete(k, self._meta_cf)
+                    batch.delete(k, self._clocks_cf)
+                    overlay[k] = None  # type: ignore[assignment]
+                    dropped += 1
+            return dropped
+
+        if not prepared:
+            return 0
+        # Moves the digest generation: cached digests that counted these keys are stale.
+        return await self._submit(apply, 0, lambda _: self.changes.record(()))
+
     async def meta_get(self, keys: list[str]) -> list[dict | None]:
         """Stored records (tombstones included) in the order of ``keys``; None if absent."""
         return [None if raw is None else orjson.loads(raw) for raw in self.meta_get_raw(keys)]

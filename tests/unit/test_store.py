@@ -206,6 +206,31 @@ async def _check_shards(store: NodeStore, live: dict[str, bytes]) -> None:
         assert await store.get_shard(k) == v
 
 
+def test_drop_deletes_only_the_clock_it_was_shown(tmp_path: Path) -> None:
+    """A non-owner drops copies the owners hold; a record rewritten since (even in the same
+    commit group) is kept, and digests stop counting what was dropped."""
+    old, new = {"hlc": [1, 0, "g"]}, {"hlc": [2, 0, "g"]}
+
+    async def body(store: NodeStore) -> None:
+        await store.meta_put([("o/b/x", old), ("o/b/y", old), ("o/b/z", old)])
+        assert await store.meta_digests(["o/", "o0"]) == [digest_by_definition(
+            {"o/b/x": old, "o/b/y": old, "o/b/z": old})]
+        dropped, _ = await asyncio.gather(
+            store.meta_drop([("o/b/x", (1, 0, "g")), ("o/b/y", (1, 0, "g")),
+                             ("o/b/z", (9, 0, "g")), ("o/b/absent", (1, 0, "g"))]),
+            store.meta_put([("o/b/y", new)]))  # queued behind the drop: written after it
+        assert dropped == 2
+        assert await store.meta_get(["o/b/x", "o/b/y", "o/b/z"]) == [None, new, old]
+        assert await store.meta_drop([("o/b/y", (1, 0, "g"))]) == 0  # y changed since
+        assert await store.meta_digests(["o/", "o0"]) == [digest_by_definition(
+            {"o/b/y": new, "o/b/z": old})]
+        assert await store.meta_drop([("o/b/z", (1, 0, "g"))]) == 1  # a drop alone
+        assert await store.meta_digests(["o/", "o0"]) == [digest_by_definition(
+            {"o/b/y": new})]
+
+    run(tmp_path, body)
+
+
 def test_wrong_stored_hash_is_detected_on_read(tmp_path: Path) -> None:
     async def body(store: NodeStore) -> None:
         await store.put_shard("x.0", b"payload", content_hash(b"other"))
