@@ -48,6 +48,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cluster import recordframes
+from cluster.httpserve import read_body
 from cluster.nodeauth import HASH_HEADER, AuthError, Verifier, content_hash_async
 from cluster.noderouter import NodeRouter
 from cluster.store import CorruptShard, NodeStore
@@ -96,9 +97,11 @@ def path_qs(scope: Scope) -> str:
     return f"{path}?{qs}" if qs else path
 
 
-async def verified_body(request: Request) -> bytes:
+async def verified_body(request: Request) -> bytes | bytearray:
     """The whole body, or AuthError if it is not the body whose hash was signed."""
-    body = await request.body()
+    body = await read_body(request.scope)  # in place, past NodeAuthMiddleware
+    if body is None:
+        body = await request.body()
     if await content_hash_async(body) != request.headers.get(HASH_HEADER):
         raise AuthError("body does not match x-shoal-content-hash")
     return body
@@ -326,7 +329,7 @@ def main(argv: list[str] | None = None) -> None:
     """Development runner: one node on loopback, secret from SHOAL_CLUSTER_SECRET."""
     import uvicorn
 
-    from cluster.httpserve import CoalescingHttpToolsProtocol
+    from cluster.httpserve import InPlaceBodyProtocol
 
     p = argparse.ArgumentParser(prog="python -m cluster.nodeapp")
     p.add_argument("--data", required=True, type=Path)
@@ -340,7 +343,7 @@ def main(argv: list[str] | None = None) -> None:
         p.error("SHOAL_CLUSTER_SECRET must be set")
     app = create_node_app(NodeStore(args.data), secret.encode(), args.name, args.zone)
     uvicorn.run(
-        app, host=args.host, port=args.port, loop="uvloop", http=CoalescingHttpToolsProtocol,
+        app, host=args.host, port=args.port, loop="uvloop", http=InPlaceBodyProtocol,
         log_level="warning", timeout_keep_alive=30,
     )
 

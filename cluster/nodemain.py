@@ -20,7 +20,7 @@ import uvicorn
 import uvloop
 
 from cluster.drain import MARKER as DRAIN_MARKER
-from cluster.httpserve import CoalescingHttpToolsProtocol
+from cluster.httpserve import InPlaceBodyProtocol
 from cluster.membership import Membership
 from cluster.nodeapp import create_node_app
 from cluster.nodework import NodeWork, WorkConfig
@@ -69,7 +69,7 @@ def run_node(opts: NodeOptions) -> None:
                     opts.data)
     app = create_node_app(store, secrets.cluster_secret.encode(), name, zone, background=work)
     config = uvicorn.Config(app, host=opts.api_host, port=opts.api_port, loop="uvloop",
-                            http=CoalescingHttpToolsProtocol, log_level="warning",
+                            http=InPlaceBodyProtocol, log_level="warning",
                             timeout_keep_alive=30, proxy_headers=False, access_log=False,
                             server_header=False)
     server = uvicorn.Server(config)

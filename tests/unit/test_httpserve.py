@@ -1,15 +1,21 @@
 """cluster/httpserve.py: a response's writes leave together, and nothing is lost or
-reordered on close. The inner transport records calls (it stands for the socket); the
-end-to-end case runs a real uvicorn server with the protocol on loopback."""
+reordered on close; request bodies read in place arrive whole and leave the connection
+ready for its next request. The inner transport records calls (it stands for the
+socket); the end-to-end cases run a real uvicorn server with the protocol on loopback."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 
+import blake3
 import uvicorn
+import uvloop
+from starlette.requests import ClientDisconnect
 
-from cluster.httpserve import CoalescingHttpToolsProtocol, _CoalescingTransport
+from cluster import httpserve
+from cluster.httpserve import CoalescingHttpToolsProtocol, InPlaceBodyProtocol, _CoalescingTransport
 
 
 class RecordingTransport:
@@ -97,3 +103,97 @@ def test_real_server_answers_whole_responses_kept_alive_and_closed() -> None:
             await task
 
     assert asyncio.run(main()) == [b"0123456789"] * 3
+
+
+async def _echo(scope: dict, receive, send, seen: list) -> None:  # noqa: ANN001
+    """Answers "<how>:<length>:<blake3>" of the body: "inplace" or "parser"."""
+    try:
+        body = await httpserve.read_body(scope)
+    except ClientDisconnect:
+        seen.append("disconnect")
+        return
+    how = "inplace"
+    if body is None:
+        how, parts, more = "parser", [], True
+        while more:
+            message = await receive()
+            parts.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = b"".join(parts)
+    seen.append(how)
+    answer = f"{how}:{len(body)}:{blake3.blake3(body).hexdigest()}".encode()
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-length", str(len(answer)).encode())]})
+    await send({"type": "http.response.body", "body": answer})
+
+
+def _expect(how: str, body: bytes) -> bytes:
+    return f"{how}:{len(body)}:{blake3.blake3(body).hexdigest()}".encode()
+
+
+async def _ask(reader, writer, head: bytes, body: bytes, pieces: int = 1) -> bytes:  # noqa: ANN001
+    writer.write(head)
+    step = -(-len(body) // pieces) if body else 1
+    for i in range(0, len(body), step):
+        writer.write(body[i:i + step])
+        await writer.drain()
+        if pieces > 1:
+            await asyncio.sleep(0.002)  # arrives in many reads
+    answer_head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    length = int(answer_head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+    return await asyncio.wait_for(reader.readexactly(length), 10)
+
+
+def test_bodies_read_in_place_whole_trickled_small_or_not_at_all(monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setattr(httpserve, "IN_PLACE_MAX", 2 << 20)
+    seen: list[str] = []
+
+    async def main() -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        server = uvicorn.Server(uvicorn.Config(
+            lambda sc, r, se: _echo(sc, r, se, seen), host="127.0.0.1", port=port,
+            http=InPlaceBodyProtocol, interface="asgi3", log_level="warning", lifespan="off"))
+        task = asyncio.ensure_future(server.serve())
+        while not server.started:
+            await asyncio.sleep(0.01)
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+
+            def put(n: int) -> bytes:
+                return f"PUT /x HTTP/1.1\r\nhost: x\r\ncontent-length: {n}\r\n\r\n".encode()
+
+            big, trickled, small, huge = (os.urandom(n) for n in (1 << 20, 300_000, 10, 3 << 20))
+            assert await _ask(reader, writer, put(len(big)), big) == _expect("inplace", big)
+            assert await _ask(reader, writer, put(len(trickled)), trickled, pieces=43) == (
+                _expect("inplace", trickled))
+            assert await _ask(reader, writer, put(len(small)), small) == _expect("inplace", small)
+            assert await _ask(reader, writer, put(len(huge)), huge) == _expect("parser", huge)
+            chunked = (b"PUT /x HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n"
+                       b"5\r\nhello\r\n0\r\n\r\n")
+            assert await _ask(reader, writer, chunked, b"") == _expect("parser", b"hello")
+            assert await _ask(reader, writer, put(0), b"") == _expect("inplace", b"")
+            assert await _ask(reader, writer, put(len(big)), big) == _expect("inplace", big)
+            writer.close()
+
+            # Cut short: the reader learns the client left; the server serves on.
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(put(len(big)) + big[:400_000])
+            await writer.drain()
+            await asyncio.sleep(0.1)
+            writer.close()
+            for _ in range(100):
+                if seen[-1] == "disconnect":
+                    break
+                await asyncio.sleep(0.01)
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            assert await _ask(reader, writer, put(len(small)), small) == _expect("inplace", small)
+            writer.close()
+        finally:
+            server.should_exit = True
+            await task
+
+    uvloop.run(main())  # the loop nodes run: it reads into buffers only for some protocols
+    assert seen == ["inplace", "inplace", "inplace", "parser", "parser", "inplace", "inplace",
+                    "disconnect", "inplace"]
