@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 
 from starlette.requests import ClientDisconnect, Request
 
+from cluster.httpserve import body_reader
 from gateway.checksums import BodyVerifier, requested_checksum
 from gateway.chunked import ChunkedDecoder
 from gateway.errors import S3Error
@@ -19,6 +20,7 @@ from gateway.sigv4 import AuthResult
 
 MAX_OBJECT_SIZE = 5 * 1024**4  # S3's limit for one object
 MAX_SINGLE_PUT = 5 * 1024**3
+RAW_PIECE = 1 << 20  # bytes of body read in place at a time: what an upload holds unread
 
 
 class UploadBody:
@@ -74,11 +76,22 @@ class UploadBody:
                 "You did not provide the number of bytes specified by the Content-Length HTTP header",
             )
 
-    async def _raw(self) -> AsyncIterator[bytes]:
+    async def _raw(self) -> AsyncIterator[bytes | bytearray]:
+        read_into = body_reader(self.request.scope)
         try:
-            async for chunk in self.request.stream():
-                if chunk:
-                    yield chunk
+            if read_into is None:  # no length (chunked transfer), or another server
+                async for chunk in self.request.stream():
+                    if chunk:
+                        yield chunk
+                return
+            while True:  # read in place (cluster/httpserve.py), a piece at a time
+                piece = bytearray(RAW_PIECE)
+                n = await read_into(memoryview(piece))
+                if not n:
+                    return
+                if n < len(piece):
+                    del piece[n:]
+                yield piece
         except ClientDisconnect:
             raise S3Error("IncompleteBody", "The client closed the connection") from None
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import uvicorn
 
-from cluster.httpserve import CoalescingHttpToolsProtocol
+from cluster.httpserve import InPlaceBodyProtocol
 from cluster.membership import Membership
 from cluster.process import Secrets, start_serf, tune_malloc
 from cluster.serfagent import split_hostport
@@ -59,7 +59,7 @@ def run_gateway(opts: GatewayOptions) -> None:
     try:
         config = uvicorn.Config("gateway.server:app_from_env", factory=True, host=opts.host,
                                 port=opts.port, workers=opts.workers, loop="uvloop",
-                                http=CoalescingHttpToolsProtocol, log_level="warning",
+                                http=InPlaceBodyProtocol, log_level="warning",
                                 timeout_keep_alive=30, proxy_headers=False, access_log=False,
                                 server_header=False)  # the app sends "Server: Shoal"
         ports = [opts.port] + ([opts.website_port] if opts.website_port else [])
