@@ -125,6 +125,19 @@ def _clock(record: dict) -> bytes:
     return json.dumps(record.get("hlc")).encode()
 
 
+def _range_iter(cf: rocksdict.Rdict, lo: bytes, hi: bytes
+                ) -> tuple[rocksdict.RdictIter, rocksdict.ReadOptions]:
+    """An iterator over [lo, hi) of a column family (hi empty: unbounded), at ``lo``, and
+    its options: keep both while iterating (the upper bound lives in the options), and
+    drop the iterator before returning (a live one keeps the DB lock after close())."""
+    ro = rocksdict.ReadOptions()
+    if hi:
+        ro.set_iterate_upper_bound(hi)
+    it = cf.iter(ro)
+    it.seek(lo)
+    return it, ro
+
+
 def _chunk_digest(data: memoryview, index: int) -> bytes:
     """BLAKE3 of the shard's ``index``-th chunk, as ``shard_chunks`` keeps it."""
     return blake3.blake3(data[index * _CHUNK:(index + 1) * _CHUNK]).digest()
@@ -567,12 +580,8 @@ class NodeStore:
         lo, hi = start.encode(), end.encode()
 
         def scan() -> tuple[list[tuple[str, dict]], bool]:
-            ro = rocksdict.ReadOptions()
-            if hi:
-                ro.set_iterate_upper_bound(hi)
-            it = self._meta.iter(ro)
+            it, _bound = _range_iter(self._meta, lo, hi)
             try:
-                it.seek(lo)
                 out: list[tuple[str, dict]] = []
                 while it.valid() and len(out) < limit:
                     out.append((it.key().decode(), orjson.loads(it.value())))
@@ -592,12 +601,8 @@ class NodeStore:
         lo, hi = start.encode(), end.encode()
 
         def cuts() -> list[str]:
-            ro = rocksdict.ReadOptions()
-            if hi:
-                ro.set_iterate_upper_bound(hi)
-            it = self._clocks.iter(ro)
+            it, _bound = _range_iter(self._clocks, lo, hi)
             try:
-                it.seek(lo)
                 out, n = [], 0
                 while it.valid():
                     if n and n % every == 0:
@@ -625,12 +630,8 @@ class NodeStore:
         def digest() -> list[tuple[int, str]]:
             out = []
             for lo, hi in zip(bounds, bounds[1:], strict=False):
-                ro = rocksdict.ReadOptions()
-                if hi:
-                    ro.set_iterate_upper_bound(hi.encode())
-                it = self._clocks.iter(ro)
+                it, _bound = _range_iter(self._clocks, lo.encode(), hi.encode())
                 try:
-                    it.seek(lo.encode())
                     h, n = blake2b(digest_size=16), 0
                     while it.valid():
                         h.update(it.key() + b"\0" + it.value() + b"\n")
