@@ -13,6 +13,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from hashlib import blake2b
 from pathlib import Path
 
@@ -223,6 +225,26 @@ class ShoalCluster:
         return subprocess.run(["/usr/bin/aws", "--endpoint-url", self.endpoint, *args],
                               env=self.aws_env(), capture_output=True, text=True, check=check,
                               timeout=600)
+
+
+@contextmanager
+def cluster_with_env(data: Path, env: dict[str, str], nodes: int = 6,
+                     zones: int = 3) -> Iterator[ShoalCluster]:
+    """A started cluster whose nodes run with ``env`` (`shoal up` passes its environment
+    on to every node); the environment is restored afterwards."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    c = ShoalCluster(data, nodes=nodes, zones=zones)
+    try:
+        c.start()
+        yield c
+    finally:
+        c.stop()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def error_of(call, *args, **kwargs) -> tuple[str, int]:  # noqa: ANN001

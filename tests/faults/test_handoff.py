@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 
 import pytest
 
 from cluster.nodeclient import NodeClient
 from gateway.adminclient import AdminClient, locate
-from tests.harness import ShoalCluster, wait_healthy, wait_until
+from tests.harness import cluster_with_env, wait_healthy, wait_until
 
 BUCKET = "handoff"
 ENV = {"SHOAL_SYNC_INTERVAL": "2"}
@@ -30,19 +29,8 @@ KEYS = [f"o/{BUCKET}/{k}" for k in "abc"]
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    saved = {k: os.environ.get(k) for k in ENV}
-    os.environ.update(ENV)  # `shoal up` passes its environment on to every node
-    c = ShoalCluster(tmp_path_factory.mktemp("handoff") / "data", nodes=6, zones=3)
-    try:
-        c.start()
+    with cluster_with_env(tmp_path_factory.mktemp("handoff") / "data", ENV) as c:
         yield c
-    finally:
-        c.stop()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def on_node(cluster, api: str, keys: list[str], put: list | None = None) -> list:

@@ -42,6 +42,7 @@ from placement.hrw import owners
 from tests.harness import (
     SHOAL,
     ShoalCluster,
+    cluster_with_env,
     cmdlines,
     exited,
     free_port,
@@ -61,19 +62,8 @@ FIGURES = Path("/tmp") / "shoal-repair-figures.json"
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    saved = {k: os.environ.get(k) for k in ENV}
-    os.environ.update(ENV)  # `shoal up` passes its environment on to every node
-    c = ShoalCluster(tmp_path_factory.mktemp("heal") / "data", nodes=6, zones=3)
-    try:
-        c.start()
+    with cluster_with_env(tmp_path_factory.mktemp("heal") / "data", ENV) as c:
         yield c
-    finally:
-        c.stop()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 class Workload:
