@@ -20,10 +20,11 @@ drained) pushes what it holds to the new owners -- *handoff* -- before anything 
 dropped.
 
 A node that holds copies of a partition it does not own drops them once every owner is
-alive, a sync with each has just finished, and each owner holds every one of its records
-at least as new (asked by key and clock); a record written meanwhile is kept
-(``store.meta_drop`` deletes only the clock it was shown). Until then it keeps syncing
-the partition each pass, which cost CPU for as long as the copies stayed.
+alive, a sync with each has just finished, each owner holds every one of its records at
+least as new (asked by key and clock), and its view of the members is the one it had a
+pass before; a record written meanwhile is kept (``store.meta_drop`` deletes only the
+clock it was shown). Until then it keeps syncing the partition each pass, which cost
+CPU for as long as the copies stayed.
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ class AntiEntropy:
         self._members = members
         self.passes = 0
         self.progress: dict = {"running": False}
+        self._last_view: frozenset[tuple[str, str]] = frozenset()
+        self._settled = False
 
     def status(self) -> dict:
         return {**self.progress, "passes": self.passes}
@@ -79,6 +82,11 @@ class AntiEntropy:
         p = self.progress = {"running": True, "started": time.time(), "finished": None,
                              "partitions": 0, "ranges_compared": 0, "ranges_differing": 0,
                              "pushed": 0, "pulled": 0, "dropped": 0, "errors": 0}
+        # Copies are dropped only on a view that a whole pass ago was the same: just
+        # after a start, gossip may not show every owner yet, and a partial view could
+        # name non-owners as the owners to check.
+        view = frozenset((m.name, m.status) for m in self._members())
+        self._settled, self._last_view = view == self._last_view, view
         try:
             parts = await self.local_partitions()
             try:
@@ -116,7 +124,7 @@ class AntiEntropy:
                     complete = False
                     log.info("sync of %s with %s: %s", part, peer.name, exc)
                     break
-        if not owner and complete:
+        if not owner and complete and self._settled:
             await self.drop_handed_off(part, [peer.api for peer in owners])
 
     async def drop_handed_off(self, part: str, apis: list[str]) -> None:
