@@ -46,6 +46,7 @@ import blake3
 import orjson
 import rocksdict
 
+from cluster import rocksdbcrc
 from cluster.changes import MetaChanges
 from cluster.nodeauth import content_hash
 
@@ -165,6 +166,7 @@ class NodeStore:
         """Open or create the DB at ``path``; raises if another process holds its lock."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
+        rocksdbcrc.accelerate()  # before any DB is open: it rewrites RocksDB's code
         opts = rocksdict.Options(raw_mode=True)
         opts.create_if_missing(True)
         opts.create_missing_column_families(True)
