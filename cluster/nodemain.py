@@ -19,6 +19,7 @@ from pathlib import Path
 import uvicorn
 import uvloop
 
+from cluster import rocksdbcrc
 from cluster.drain import MARKER as DRAIN_MARKER
 from cluster.httpserve import InPlaceBodyProtocol
 from cluster.membership import Membership
@@ -65,6 +66,7 @@ def run_node(opts: NodeOptions) -> None:
     name, zone = node_identity(opts.data, opts.name, opts.zone)
     api = opts.advertise_api or f"http://{_advertised_host(opts.api_host)}:{opts.api_port}"
     store = NodeStore(opts.data / "db")
+    log.info("RocksDB CRC32C: %s", rocksdbcrc.status())
     work = NodeWork(name, store, secrets.cluster_secret.encode(), WorkConfig.from_env(),
                     opts.data)
     app = create_node_app(store, secrets.cluster_secret.encode(), name, zone, background=work)

@@ -24,20 +24,17 @@ It patches only when every check passes, and otherwise leaves RocksDB as it is:
 * after: it still does, through the jump (else the original bytes are put back).
 
 Call it before the process opens a DB, while no RocksDB thread can be inside the
-function being rewritten.
+function being rewritten: importing cluster.store does.
 """
 
 from __future__ import annotations
 
 import ctypes
-import logging
 import mmap
 import os
 import platform
 import struct
 from pathlib import Path
-
-log = logging.getLogger(__name__)
 
 _EXTEND = b"_ZN7rocksdb6crc32c6ExtendEjPKcm"  # rocksdb::crc32c::Extend(unsigned, char const*, unsigned long)
 _ANCHOR = b"PyInit_rocksdict"  # exported: where the loader put the wheel
@@ -45,23 +42,25 @@ _SHT_SYMTAB, _SHT_DYNSYM, _STT_FUNC = 2, 11, 2
 _PROT_RX, _PROT_RWX = 5, 7
 _CrcFn = ctypes.CFUNCTYPE(ctypes.c_uint32, ctypes.c_uint32, ctypes.c_char_p, ctypes.c_size_t)
 
-_applied: bool | None = None  # the outcome, once tried: the patch is per process
+_outcome: str | None = None  # once tried: "" when patched, else why not (per process)
 
 
 def accelerate() -> bool:
     """Route RocksDB's CRC32C to hardware once per process; True when it is."""
-    global _applied
-    if _applied is None:
+    global _outcome
+    if _outcome is None:
         try:
-            reason = _patch()
+            _outcome = _patch() or ""
         except Exception as exc:  # a wheel or system we did not foresee: keep RocksDB's own
-            reason = f"{exc!r}"
-        _applied = reason is None
-        if reason is None:
-            log.info("RocksDB computes CRC32C with google-crc32c (hardware when available)")
-        else:
-            log.info("RocksDB keeps its software CRC32C: %s", reason)
-    return _applied
+            _outcome = repr(exc)
+    return _outcome == ""
+
+
+def status() -> str:
+    """What computes RocksDB's CRC32C in this process, in words (for the node's log)."""
+    if accelerate():
+        return "google-crc32c (hardware when the CPU has it)"
+    return f"RocksDB's software code: {_outcome}"
 
 
 def _patch() -> str | None:

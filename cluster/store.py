@@ -53,6 +53,9 @@ from cluster.nodeauth import content_hash
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
+# On import, before this process opens a DB: it rewrites code that RocksDB threads run.
+rocksdbcrc.accelerate()
+
 _DIGEST_LEN = 32
 _CHUNK = 64 * 1024  # span reads check the shard in chunks of this size
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -166,7 +169,6 @@ class NodeStore:
         """Open or create the DB at ``path``; raises if another process holds its lock."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        rocksdbcrc.accelerate()  # before any DB is open: it rewrites RocksDB's code
         opts = rocksdict.Options(raw_mode=True)
         opts.create_if_missing(True)
         opts.create_missing_column_families(True)
