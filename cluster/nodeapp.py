@@ -19,7 +19,11 @@ Routes (JSON bodies, stdlib json):
 * ``POST /meta/scan`` {"start", "end", "limit", "summary", "fields"} -> {"items",
   "truncated"}; summary drops each record's "inline" field so listings never ship object
   bodies; "fields" (optional) keeps only those fields, plus "hlc" and "deleted" which
-  merging replies needs.
+  merging replies needs. With ``"framed": true``: lines alternating a JSON key and its
+  record's JSON (``x-shoal-count`` pairs, ``x-shoal-truncated`` 1 or 0), records of at
+  most ``SCAN_WHOLE_MAX`` bytes as stored, larger ones trimmed. Compact JSON holds no
+  newline, so one split cuts the answer, and owners holding the same records send the
+  same bytes.
 * ``GET /health`` -> {"name", "zone", "shards", "bytes", "meta_keys"}.
 * ``POST /shards/check`` {"ids", "verify"} -> {"shards": {id: [state, blake3 | null]}}, state
   "ok" | "missing" | "corrupt"; ``verify`` re-hashes the bytes, else the stored hash is read.
@@ -63,6 +67,21 @@ class FastJSON(JSONResponse):
 
 SHARD_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 MAX_SCAN = 10_000  # items per scan response; callers page on "truncated"
+# A framed scan sends records up to this size as they are stored (most listed objects:
+# empty, small, or one block), undecoded; larger ones trimmed as in a JSON scan.
+SCAN_WHOLE_MAX = 2048
+SCAN_LINES = "application/x-shoal-scan-lines"
+
+
+def _trim(record: dict[str, Any], keep: set[str] | None, summary: bool) -> dict[str, Any]:
+    """A scanned record as sent: only ``keep``'s fields, or without its "inline" body
+    (``summary``). Fields stay in the record's order, so owners holding the same record
+    send the same bytes."""
+    if keep is not None:
+        return {f: v for f, v in record.items() if f in keep}
+    if summary:
+        return {f: v for f, v in record.items() if f != "inline"}
+    return record
 
 
 class BadRequest(Exception):
@@ -221,16 +240,21 @@ def create_node_app(store: NodeStore, secret: bytes, name: str, zone: str,
         if not isinstance(summary, bool):
             raise BadRequest("'summary' must be a boolean")
         fields = doc.get("fields")
-        if fields is not None:
-            keep = {*_str_list(doc, "fields"), "hlc", "deleted"}
+        keep = None if fields is None else {*_str_list(doc, "fields"), "hlc", "deleted"}
         try:
-            items, truncated = await store.meta_scan(start, end, min(limit, MAX_SCAN))
+            found, truncated = await store.meta_scan_raw(start, end, min(limit, MAX_SCAN))
         except UnicodeEncodeError as exc:
             raise BadRequest(str(exc)) from None
-        if fields is not None:
-            items = [(k, {f: r[f] for f in keep if f in r}) for k, r in items]
-        elif summary:
-            items = [(k, {f: v for f, v in r.items() if f != "inline"}) for k, r in items]
+        if doc.get("framed") is True:  # what NodeClient.meta_scan_framed asks for
+            lines: list[bytes] = []
+            for k, raw in found:
+                if len(raw) > SCAN_WHOLE_MAX or b"\n" in raw:
+                    raw = orjson.dumps(_trim(orjson.loads(raw), keep, summary))
+                lines += (orjson.dumps(k.decode()), raw)
+            return Response(b"\n".join(lines), media_type=SCAN_LINES,
+                            headers={"x-shoal-count": str(len(found)),
+                                     "x-shoal-truncated": "1" if truncated else "0"})
+        items = [(k.decode(), _trim(orjson.loads(raw), keep, summary)) for k, raw in found]
         return FastJSON({"items": items, "truncated": truncated})
 
     async def health(request: Request) -> Response:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -56,6 +57,20 @@ class ShardMissing(Exception):
     def __init__(self, message: str, corrupt: bool = False) -> None:
         super().__init__(message)
         self.corrupt = corrupt
+
+
+@dataclass(frozen=True)
+class ScanLines:
+    """A framed ``meta/scan`` answer as received: two owners holding the same records
+    answer the same bytes, so a caller compares answers before decoding one."""
+
+    body: bytes  # lines alternating a JSON key and a record's JSON
+    truncated: bool
+
+    def pairs(self) -> list[tuple[str, bytes]]:
+        """(key, record JSON) pairs; the records are not decoded."""
+        lines = self.body.split(b"\n") if self.body else []
+        return [(orjson.loads(k), raw) for k, raw in zip(lines[::2], lines[1::2], strict=True)]
 
 
 class NodeClient:
@@ -242,6 +257,21 @@ class NodeClient:
             ask["fields"] = fields
         doc = await self._json(api, "/meta/scan", ask)
         return [(k, r) for k, r in doc["items"]], doc["truncated"]
+
+    async def meta_scan_framed(
+        self, api: str, start: str, end: str, limit: int, fields: list[str] | None = None,
+    ) -> ScanLines:
+        """``meta_scan`` with small records as stored (see ScanLines)."""
+        ask = {"start": start, "end": end, "limit": limit, "framed": True}
+        if fields is not None:
+            ask["fields"] = fields
+        status, headers, data = await self._call(api, "POST", "/meta/scan", orjson.dumps(ask))
+        if status != 200 or headers.get("content-type") != "application/x-shoal-scan-lines":
+            raise NodeRejected(status, data[:200].decode("utf-8", "replace"))
+        count = headers.get("x-shoal-count", "")
+        if not count.isdigit() or (data.count(b"\n") + 1 if data else 0) != 2 * int(count):
+            raise NodeRejected(status, "scan lines: wrong count")
+        return ScanLines(bytes(data), headers.get("x-shoal-truncated") == "1")
 
     async def _get_json(self, api: str, path: str) -> Any:
         status, _, data = await self._call(api, "GET", path, b"", content_hash(b""))

@@ -263,6 +263,33 @@ def test_meta_scan_order_and_summary(node: Node) -> None:
     with_client(body)
 
 
+def test_framed_meta_scan_sends_small_records_as_stored(node: Node) -> None:
+    """A framed scan sends each small record as its stored bytes (so two owners' copies
+    compare as bytes) and a large one trimmed to the asked fields; pages as JSON scans do."""
+    big = rec(1, size=9, blocks=[{"id": "x" * 32, "size": 1, "shards": [["n", "h" * 16]] * 6}
+                                 for _ in range(16)])
+
+    async def body(c: NodeClient) -> None:
+        assert await c.meta_put(node.api, [("fr/a", rec(1, size=5)), ("fr/b", big),
+                                           ("fr/c", rec(2, size=7))]) == [True] * 3
+        stored = dict(zip(["fr/a", "fr/c"], await c.meta_get_raw(node.api, ["fr/a", "fr/c"]),
+                          strict=True))
+        lines = await c.meta_scan_framed(node.api, "fr/", "fr0", 100, fields=["size"])
+        got = lines.pairs()
+        assert [k for k, _ in got] == ["fr/a", "fr/b", "fr/c"] and not lines.truncated
+        raws = dict(got)
+        assert raws["fr/a"] == stored["fr/a"] and raws["fr/c"] == stored["fr/c"]
+        assert json.loads(raws["fr/b"]) == {"hlc": [1, 0, "g1"], "size": 9}
+        page = await c.meta_scan_framed(node.api, "fr/", "fr0", 2, fields=["size"])
+        assert [k for k, _ in page.pairs()] == ["fr/a", "fr/b"] and page.truncated
+        odd = "fr/new\nline \"quoted\""  # a key a line or a JSON string could break on
+        assert await c.meta_put(node.api, [(odd, rec(3, size=1))]) == [True]
+        lines = await c.meta_scan_framed(node.api, "fr/", "fr0", 100, fields=["size"])
+        assert odd in dict(lines.pairs())
+
+    with_client(body)
+
+
 def test_malformed_meta_is_400_and_writes_nothing(node: Node) -> None:
     async def body(c: NodeClient) -> None:
         with pytest.raises(NodeRejected) as bad:

@@ -1,5 +1,5 @@
-"""Metadata owners that disagree: a read returns the newest copy, whichever owner holds it,
-and brings the stale owner up to date (read repair)."""
+"""Metadata owners that disagree: a read and a listing return the newest copy, whichever
+owner holds it, and the read brings the stale owner up to date (read repair)."""
 
 from __future__ import annotations
 
@@ -41,6 +41,10 @@ def test_a_newer_record_on_the_second_owner_wins_the_read(cluster):
             await client.close()
 
     asyncio.run(plant())
+    # A listing asks the same two owners: their answers differ, so they are merged.
+    listed = {o["Key"]: o for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]}
+    assert listed["a"]["Size"] == len(b"the bytes that become a")
+    assert listed["a"]["ETag"] == listed["b"]["ETag"] and listed["b"]["Size"] == listed["a"]["Size"]
     assert s3.get_object(Bucket=BUCKET, Key="a")["Body"].read() == b"the bytes that become a"
     assert wait_until(lambda: admin.object_health(BUCKET, "a")["metadata"][owners[0]]
                       == "current", 30)
