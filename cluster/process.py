@@ -44,6 +44,12 @@ def _ephemeral_start() -> int:
 _handed_out: set[int] = set()
 
 
+def reserve_ports(*ports: int | None) -> None:
+    """Ports this process was told to use (`shoal up --port`): ``free_port`` must not
+    hand them to a child, which could bind one before the process meant for it does."""
+    _handed_out.update(p for p in ports if p)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A port free for TCP and UDP (serf gossips on both), chosen below the kernel's
     ephemeral range: a port from bind(0) is an ephemeral one, which any outgoing

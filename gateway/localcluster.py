@@ -10,6 +10,7 @@ SIGTERM stop every child.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import secrets as random
@@ -21,7 +22,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from cluster.process import Secrets, free_port
+from cluster.process import Secrets, free_port, reserve_ports
 from cluster.serfagent import generate_gossip_key
 
 
@@ -76,6 +77,9 @@ class LocalCluster:
         self.secrets = Secrets(self.ident["cluster_secret"], self.ident["gossip_key"],
                                self.ident["rpc_token"])
         self.children: list[subprocess.Popen] = []
+        # A test picks the gateway's port in its own process: a serf agent that drew the
+        # same port here answered the health check with a closed connection (CI, once).
+        reserve_ports(opts.port, opts.website_port)
         self.seed = f"127.0.0.1:{free_port()}"
 
     def _spawn(self, args: list[str], log_name: str, extra_env: dict[str, str]) -> None:
@@ -120,7 +124,7 @@ class LocalCluster:
                 with urllib.request.urlopen(self.endpoint() + "/_shoal/health", timeout=1) as r:
                     if json.load(r)["nodes"].get("alive", 0) >= self.opts.nodes:
                         return True
-            except OSError:
+            except (OSError, http.client.HTTPException):  # not (yet) the gateway answering
                 pass
             if any(c.poll() is not None for c in self.children):
                 return False
