@@ -33,11 +33,12 @@ import logging
 import time
 from collections.abc import Callable
 
+from cluster.hlc import hlc_of, newer
 from cluster.layout import BUCKET_RANGE, BUCKETS, partition_of, partition_ranges
 from cluster.membership import Member
 from cluster.metadata import MetadataReplicator, QuorumError
 from cluster.nodeclient import NodeClient, NodeUnavailable
-from cluster.store import NodeStore, hlc_of, newer
+from cluster.store import NodeStore
 from cluster.walk import bucket_names
 
 log = logging.getLogger(__name__)

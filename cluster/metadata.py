@@ -34,9 +34,9 @@ from typing import Any
 
 import orjson
 
+from cluster.hlc import newer
 from cluster.membership import Member, Membership
 from cluster.nodeclient import NodeClient, NodeUnavailable
-from cluster.store import newer
 from placement.hrw import Candidate, owners
 
 log = logging.getLogger(__name__)

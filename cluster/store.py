@@ -49,6 +49,7 @@ import rocksdict
 
 from cluster import rocksdbcrc
 from cluster.changes import MetaChanges
+from cluster.hlc import hlc_of, newer
 from cluster.hotshards import HotShards
 from cluster.nodeauth import content_hash
 
@@ -81,42 +82,6 @@ def _column_families(path: Path) -> list[str]:
     if not (path / "CURRENT").exists():
         return []
     return rocksdict.Rdict.list_cf(str(path), rocksdict.Options(raw_mode=True))
-
-
-def hlc_of(record: dict) -> tuple[int, int, str]:
-    """The record's hybrid logical clock as a comparable tuple; ValueError if malformed."""
-    hlc = record.get("hlc") if isinstance(record, dict) else None
-    if (
-        not isinstance(hlc, list | tuple)
-        or len(hlc) != 3
-        or not all(isinstance(x, int) and not isinstance(x, bool) for x in hlc[:2])
-        or not isinstance(hlc[2], str)
-    ):
-        raise ValueError(f"record needs hlc [physical_ms:int, logical:int, origin:str], got {hlc!r}")
-    return (hlc[0], hlc[1], hlc[2])
-
-
-def _canonical(record: dict) -> str:
-    return json.dumps(record, sort_keys=True, separators=(",", ":"))
-
-
-def newer(a: dict, b: dict | None) -> bool:
-    """Last-writer-wins: True when record ``a`` should replace ``b`` (None = absent).
-
-    Records are ordered by hlc tuple. Two different records with the same hlc should not
-    exist (the origin is part of the clock), but if they do the canonical JSON breaks the
-    tie, so every replica picks the same winner whatever order it saw them in. The order
-    is strict: ``newer(a, a)`` is False, so re-applying a record is a no-op.
-    """
-    ha = hlc_of(a)
-    if b is None:
-        return True
-    hb = hlc_of(b)
-    if ha != hb:
-        return ha > hb
-    if a == b:  # the usual tie: the same record from two replicas
-        return False
-    return _canonical(a) > _canonical(b)
 
 
 # In the default column family: the meta_clocks index is complete (a build cut short by a

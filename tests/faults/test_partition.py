@@ -55,9 +55,9 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from cluster.hlc import newer
 from cluster.process import free_port
 from cluster.serfagent import generate_gossip_key
-from cluster.store import newer
 from gateway.records import object_key
 from tests.harness import ROOT, SHOAL, error_of, http, node_answers, wait_healthy, wait_until
 

@@ -11,8 +11,9 @@ import rocksdict
 from hypothesis import given
 from hypothesis import strategies as st
 
+from cluster.hlc import newer
 from cluster.nodeauth import content_hash
-from cluster.store import CorruptShard, NodeStore, newer
+from cluster.store import CorruptShard, NodeStore
 from tests.harness import digest_by_definition
 
 hlcs = st.tuples(
