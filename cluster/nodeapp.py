@@ -70,7 +70,6 @@ MAX_SCAN = 10_000  # items per scan response; callers page on "truncated"
 # A framed scan sends records up to this size as they are stored (most listed objects:
 # empty, small, or one block), undecoded; larger ones trimmed as in a JSON scan.
 SCAN_WHOLE_MAX = 2048
-SCAN_LINES = "application/x-shoal-scan-lines"
 
 
 def _trim(record: dict[str, Any], keep: set[str] | None, summary: bool) -> dict[str, Any]:
@@ -251,7 +250,7 @@ def create_node_app(store: NodeStore, secret: bytes, name: str, zone: str,
                 if len(raw) > SCAN_WHOLE_MAX or b"\n" in raw:
                     raw = orjson.dumps(_trim(orjson.loads(raw), keep, summary))
                 lines += (orjson.dumps(k.decode()), raw)
-            return Response(b"\n".join(lines), media_type=SCAN_LINES,
+            return Response(b"\n".join(lines), media_type=recordframes.SCAN_MEDIA_TYPE,
                             headers={"x-shoal-count": str(len(found)),
                                      "x-shoal-truncated": "1" if truncated else "0"})
         items = [(k.decode(), _trim(orjson.loads(raw), keep, summary)) for k, raw in found]

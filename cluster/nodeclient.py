@@ -266,7 +266,7 @@ class NodeClient:
         if fields is not None:
             ask["fields"] = fields
         status, headers, data = await self._call(api, "POST", "/meta/scan", orjson.dumps(ask))
-        if status != 200 or headers.get("content-type") != "application/x-shoal-scan-lines":
+        if status != 200 or headers.get("content-type") != recordframes.SCAN_MEDIA_TYPE:
             raise NodeRejected(status, data[:200].decode("utf-8", "replace"))
         count = headers.get("x-shoal-count", "")
         if not count.isdigit() or (data.count(b"\n") + 1 if data else 0) != 2 * int(count):

@@ -11,6 +11,9 @@ from __future__ import annotations
 import struct
 
 MEDIA_TYPE = "application/x-shoal-records"
+# A framed ``/meta/scan`` answer: lines alternating a JSON key and a stored record (its
+# encoder is the node's scan handler, its reader ``nodeclient.ScanLines``).
+SCAN_MEDIA_TYPE = "application/x-shoal-scan-lines"
 _LEN = struct.Struct(">i")
 
 
