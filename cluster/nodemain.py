@@ -25,7 +25,7 @@ from cluster.httpserve import InPlaceBodyProtocol
 from cluster.membership import Membership
 from cluster.nodeapp import create_node_app
 from cluster.nodework import NodeWork, WorkConfig
-from cluster.process import Secrets, disk_capacity, own_address, start_serf, tune_malloc
+from cluster.process import Secrets, disk_capacity, own_address, start_serf, tune_gc, tune_malloc
 from cluster.serfagent import SerfAgent, split_hostport
 from cluster.store import NodeStore
 
@@ -75,6 +75,7 @@ def run_node(opts: NodeOptions) -> None:
                             timeout_keep_alive=30, proxy_headers=False, access_log=False,
                             server_header=False)
     server = uvicorn.Server(config)
+    tune_gc()
     tags = {"role": "node", "api": api, "zone": zone,
             "capacity": str(opts.capacity or disk_capacity(opts.data))}
     if (opts.data / DRAIN_MARKER).exists():

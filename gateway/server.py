@@ -15,7 +15,7 @@ import uvicorn
 
 from cluster.httpserve import InPlaceBodyProtocol
 from cluster.membership import Membership
-from cluster.process import Secrets, start_serf, tune_malloc
+from cluster.process import Secrets, start_serf, tune_gc, tune_malloc
 from cluster.serfagent import split_hostport
 from gateway.app import S3App, create_app
 from gateway.vhost import parse_domains
@@ -79,6 +79,7 @@ def app_from_env() -> S3App | Listeners:
     app = create_app(name, membership, secrets.cluster_secret.encode(), credentials,
                      os.environ.get("SHOAL_ADMIN_TOKEN") or None,
                      parse_domains(os.environ.get("SHOAL_DOMAIN")))
+    tune_gc()
     website_port = int(os.environ.get("SHOAL_WEBSITE_PORT") or 0)
     if not website_port:
         return app
