@@ -5,8 +5,10 @@ from __future__ import annotations
 import gc
 import os
 import random
+import secrets
 import shutil
 import socket
+import string
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +35,17 @@ class Secrets:
     def env(self) -> dict[str, str]:
         return dict(zip(self.ENV, (self.cluster_secret, self.gossip_key, self.rpc_token),
                         strict=True))
+
+
+SECRET_ALPHABET = string.ascii_letters + string.digits
+
+
+def new_secret_key() -> str:
+    """An S3 secret access key or admin token: 40 letters and digits (238 bits), as long
+    as AWS's secrets. Not URL-safe base64: a secret starting with "-" reads as an option
+    to the aws CLI, s3cmd and other argparse-style tools, so it could not be passed on a
+    command line."""
+    return "".join(secrets.choice(SECRET_ALPHABET) for _ in range(40))
 
 
 def _ephemeral_start() -> int:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
+from cluster.process import new_secret_key
 from gateway.errors import S3Error
 from gateway.records import SCHEMA, Record
 from gateway.sealing import SealError, derive_key, seal, unseal
@@ -148,7 +149,7 @@ class KeyStore:
     async def create(self, name: str = "") -> tuple[KeyRecord, str]:
         """A new key; returns its record and the secret (shown once, stored sealed)."""
         access_key = "SHK" + random.token_hex(9).upper()
-        secret = random.token_urlsafe(30)
+        secret = new_secret_key()
         sealed = seal(self._seal_key, secret.encode(), access_key.encode())
         rec = KeyRecord(access_key=access_key, hlc=self.catalog.stamp(),
                         sealed_secret=base64.b64encode(sealed).decode(), name=name,

@@ -22,7 +22,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from cluster.process import Secrets, free_port, reserve_ports
+from cluster.process import Secrets, free_port, new_secret_key, reserve_ports
 from cluster.serfagent import generate_gossip_key
 
 
@@ -48,9 +48,9 @@ def load_identity(data: Path, access_key: str | None, secret_key: str | None) ->
         "gossip_key": generate_gossip_key(),
         "rpc_token": random.token_hex(16),
         "access_key": "SHOAL" + random.token_hex(8).upper(),
-        "secret_key": random.token_urlsafe(30),
+        "secret_key": new_secret_key(),
     }
-    ident.setdefault("admin_token", random.token_urlsafe(32))  # older cluster.json lacks it
+    ident.setdefault("admin_token", new_secret_key())  # older cluster.json lacks it
     ident["access_key"] = access_key or ident["access_key"]
     ident["secret_key"] = secret_key or ident["secret_key"]
     data.mkdir(parents=True, exist_ok=True)

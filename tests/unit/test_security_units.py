@@ -8,6 +8,7 @@ import os
 
 import pytest
 
+from cluster.process import new_secret_key
 from gateway.access import REQUIRED, authorize
 from gateway.app import OPERATIONS
 from gateway.errors import S3Error
@@ -20,6 +21,13 @@ MASTER = derive_key(b"cluster secret", "sse-s3 master")
 
 def test_every_operation_has_a_required_permission() -> None:
     assert set(OPERATIONS) <= set(REQUIRED)
+
+
+def test_new_secret_keys_are_40_letters_and_digits() -> None:
+    # "-" first made `aws configure set aws_secret_access_key -Yq...` read an option.
+    keys = {new_secret_key() for _ in range(2000)}
+    assert len(keys) == 2000
+    assert all(len(k) == 40 and k.isascii() and k.isalnum() for k in keys)
 
 
 def test_authorize_levels_are_cumulative_and_fail_closed() -> None:
