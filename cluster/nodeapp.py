@@ -165,7 +165,14 @@ def _shard_id(request: Request) -> str:
 def create_node_app(store: NodeStore, secret: bytes, name: str, zone: str,
                     background: Any = None) -> ASGIApp:
     """The node API over ``store``. The app's lifespan starts and closes the store.
-    ``background`` (cluster.nodework.NodeWork) serves the /admin routes when given."""
+    ``background`` (cluster.nodework.NodeWork) serves the /admin routes when given, and
+    is stopped before the store closes."""
+
+    async def shutdown() -> None:
+        # Background work first: a scan or repair still running would meet a closed store.
+        if background is not None:
+            await background.stop()
+        await store.close()
 
     async def put_shard(request: Request) -> Response:
         shard_id = _shard_id(request)
@@ -344,7 +351,7 @@ def create_node_app(store: NodeStore, secret: bytes, name: str, zone: str,
             ("GET", "/health", health),
         ],
         errors={AuthError: forbidden, BadRequest: bad_request},
-        startup=store.start, shutdown=store.close,
+        startup=store.start, shutdown=shutdown,
     ), Verifier(secret))
 
 

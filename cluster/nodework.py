@@ -127,9 +127,11 @@ class NodeWork:
             self._loops.append(asyncio.ensure_future(self._run(name, interval, first)))
 
     async def stop(self) -> None:
-        for t in self._loops:
+        """Cancel the loops and wait for them (idempotent)."""
+        loops, self._loops = self._loops, []
+        for t in loops:
             t.cancel()
-        await asyncio.gather(*self._loops, return_exceptions=True)
+        await asyncio.gather(*loops, return_exceptions=True)
         await self.client.close()
 
     def status(self) -> dict:

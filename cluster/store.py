@@ -77,6 +77,10 @@ class CorruptShard(Exception):
     """The stored shard bytes do not match the BLAKE3 hash stored with them."""
 
 
+class StoreClosed(RuntimeError):
+    """The store is closed (the node is stopping): it takes no new reads or writes."""
+
+
 def _column_families(path: Path) -> list[str]:
     """Column families of the DB at ``path``; none when there is no DB there yet."""
     if not (path / "CURRENT").exists():
@@ -207,7 +211,9 @@ class NodeStore:
             await self._writer
         await asyncio.get_running_loop().run_in_executor(
             None, self._maintenance.shutdown, True)
-        await self._run(self._close_db)
+        # Reads queued before this point run first (one thread, in order); _run refuses
+        # any after it.
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._close_db)
         self._executor.shutdown(wait=True)
 
     def _close_db(self) -> None:
@@ -218,7 +224,12 @@ class NodeStore:
         self._db.close()
         del self._db
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosed("the store is closed")
+
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        self._check_open()
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     # -- group commit ------------------------------------------------------------------------
@@ -226,7 +237,7 @@ class NodeStore:
     async def _submit(self, apply: Callable[..., Any], size: int,
                       committed: Callable[[Any], None] | None = None) -> Any:
         if self._queue is None or self._closed:
-            raise RuntimeError("NodeStore is not started or already closed")
+            raise StoreClosed("NodeStore is not started or already closed")
         fut: asyncio.Future = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_WriteOp(apply, size, fut, committed))
         return await fut
@@ -400,8 +411,7 @@ class NodeStore:
                                  minimum: int = BLOB_GARBAGE_MIN) -> dict:
         """Rewrite the blob files once deleted shards are ``ratio`` of their bytes and at
         least ``minimum`` bytes; returns the blob and garbage bytes before and after."""
-        if self._closed:
-            raise RuntimeError("store closed")
+        self._check_open()
         return await asyncio.get_running_loop().run_in_executor(
             self._maintenance, self._reclaim_blob_space, ratio, minimum)
 
@@ -435,6 +445,7 @@ class NodeStore:
     async def shard_hash(self, shard_id: str) -> str | None:
         """The stored BLAKE3 hex of a shard without reading or checking its bytes."""
 
+        self._check_open()
         digest = self._hashes.get(shard_id.encode())  # 32 bytes: no thread hop
         return None if digest is None else digest.hex()
 
@@ -563,6 +574,7 @@ class NodeStore:
         """``meta_get`` as the stored JSON bytes, for answers that pass records on as they
         are. On the loop: a few small point reads take microseconds (metadata stays in the
         block cache), a thread hop ~0.1-0.3 ms of CPU."""
+        self._check_open()
         return self._meta.get([k.encode() for k in keys]) if keys else []
 
     async def meta_scan(
@@ -656,6 +668,7 @@ class NodeStore:
 
     def stats(self) -> dict:
         """Estimates from RocksDB properties: shard count and bytes, metadata key count."""
+        self._check_open()
         sh = self._shards
         shard_bytes = sum(
             sh.property_int_value(p) or 0

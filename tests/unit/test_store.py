@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from cluster.hlc import newer
 from cluster.nodeauth import content_hash
-from cluster.store import CorruptShard, NodeStore
+from cluster.store import CorruptShard, NodeStore, StoreClosed
 from tests.harness import digest_by_definition
 
 hlcs = st.tuples(
@@ -399,6 +399,30 @@ def test_cached_digests_follow_every_applied_write(tmp_path: Path) -> None:
         assert store.changes.take() == ({"b": {"o/b/k"}, "c": {"o/c/j"}}, set())
 
     run(tmp_path, body)
+
+
+def test_a_closing_store_finishes_queued_reads_and_refuses_later_ones(tmp_path: Path) -> None:
+    # A node's background scans once met a half-closed store (AttributeError in the log).
+    async def body() -> None:
+        store = NodeStore(tmp_path)
+        await store.start()
+        await store.meta_put([(f"k{i:03d}", {"hlc": [1, 0, "a"]}) for i in range(300)])
+        queued = asyncio.ensure_future(store.meta_scan("k", "l", 1000))
+        await asyncio.sleep(0)  # the scan is on the store's thread before close begins
+        await store.close()
+        items, more = await queued
+        assert len(items) == 300 and not more
+        for later in (store.meta_scan("k", "l", 10), store.meta_get(["k001"]),
+                      store.shard_hash("s"), store.meta_put([("x", {"hlc": [2, 0, "a"]})])):
+            with pytest.raises(StoreClosed):
+                await later
+        with pytest.raises(StoreClosed):
+            store.stats()
+        reopened = NodeStore(tmp_path)  # the lock was released
+        assert reopened.meta_get_raw(["x"]) == [None]
+        await reopened.close()
+
+    asyncio.run(body())
 
 
 def test_second_open_of_a_locked_db_raises(tmp_path: Path) -> None:
