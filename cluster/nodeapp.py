@@ -24,7 +24,8 @@ Routes (JSON bodies, stdlib json):
   most ``SCAN_WHOLE_MAX`` bytes as stored, larger ones trimmed. Compact JSON holds no
   newline, so one split cuts the answer, and owners holding the same records send the
   same bytes.
-* ``GET /health`` -> {"name", "zone", "shards", "bytes", "meta_keys"}.
+* ``GET /health`` -> {"name", "zone", "shards", "bytes", "meta_keys", "disk_bytes",
+  "disk_free"}: stored shard bytes, and the size and free space of the DB's file system.
 * ``POST /shards/check`` {"ids", "verify"} -> {"shards": {id: [state, blake3 | null]}}, state
   "ok" | "missing" | "corrupt"; ``verify`` re-hashes the bytes, else the stored hash is read.
 * ``POST /shards/list`` {"after", "limit"} -> {"ids": [...]} in byte order (keys only).

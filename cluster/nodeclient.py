@@ -280,7 +280,8 @@ class NodeClient:
         return orjson.loads(data)
 
     async def health(self, api: str) -> dict:
-        """{"name", "zone", "shards", "bytes", "meta_keys"} of the node."""
+        """{"name", "zone", "shards", "bytes", "meta_keys", "disk_bytes", "disk_free"} of
+        the node."""
         return await self._get_json(api, "/health")
 
     # -- background work ------------------------------------------------------------------

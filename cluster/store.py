@@ -36,6 +36,7 @@ import asyncio
 import json
 import logging
 import re
+import shutil
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -140,6 +141,7 @@ class NodeStore:
         """Open or create the DB at ``path``; raises if another process holds its lock."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
+        self._path = path
         opts = rocksdict.Options(raw_mode=True)
         opts.create_if_missing(True)
         opts.create_missing_column_families(True)
@@ -667,9 +669,11 @@ class NodeStore:
     # -- statistics -----------------------------------------------------------------------
 
     def stats(self) -> dict:
-        """Estimates from RocksDB properties: shard count and bytes, metadata key count."""
+        """Estimates from RocksDB properties: shard count and bytes, metadata key count;
+        and the size and free bytes of the file system the DB is on."""
         self._check_open()
         sh = self._shards
+        disk = shutil.disk_usage(self._path)
         shard_bytes = sum(
             sh.property_int_value(p) or 0
             for p in (
@@ -682,6 +686,8 @@ class NodeStore:
             "shards": sh.property_int_value("rocksdb.estimate-num-keys") or 0,
             "bytes": shard_bytes,
             "meta_keys": self._meta.property_int_value("rocksdb.estimate-num-keys") or 0,
+            "disk_bytes": disk.total,
+            "disk_free": disk.free,
         }
 
     async def astats(self) -> dict:

@@ -135,12 +135,16 @@ def _status_words(s: dict[str, Any]) -> str:
     for zone, counts in s["zones"].items():
         lines.append(f"  zone {zone}: {counts['alive']} alive, {counts['down']} down")
     for n in s["nodes"]:
+        disk = ("" if n.get("disk_free") is None else
+                f", {n['used_bytes'] / 2**30:,.1f} GiB used, {n['disk_free'] / 2**30:,.0f} GiB "
+                f"free on disk")
         lines.append(f"  {n['name']:<12} {n['status']:<8} zone {n['zone']:<8} "
-                     f"{n['capacity'] / 2**30:,.0f} GiB" + ("  (draining)" if n["draining"]
-                                                             else ""))
+                     f"capacity {n['capacity'] / 2**30:,.0f} GiB{disk}"
+                     + ("  (draining)" if n["draining"] else ""))
     cap = s["capacity"]
     lines.append(f"  capacity: {cap['alive_bytes'] / 2**30:,.0f} GiB live of "
-                 f"{cap['total_bytes'] / 2**30:,.0f} GiB")
+                 f"{cap['total_bytes'] / 2**30:,.0f} GiB; "
+                 f"{cap.get('used_bytes', 0) / 2**30:,.1f} GiB of shards stored")
     lines += [f"  problem: {p}" for p in s["problems"]]
     return "\n".join(lines)
 

@@ -10,6 +10,7 @@ import os
 
 import pytest
 
+from gateway.admincli import _status_words
 from gateway.adminclient import AdminCallError
 from tests.harness import error_of, wait_until
 from tests.security.conftest import admin_of
@@ -66,6 +67,14 @@ def test_policies_survive_node_and_zone_loss_and_unsatisfiable_ones_are_refused(
     assert not status["healthy"]
     assert "zone z1 has no live node" in status["problems"]
     assert any(p.startswith("bucket zonal cannot take writes now") for p in status["problems"])
+    # Live nodes report their disk and what they store; the killed ones cannot.
+    nodes = {n["name"]: n for n in status["nodes"]}
+    assert nodes["node-1"]["disk_free"] is None and nodes["node-4"]["disk_free"] is None
+    live = [n for n in nodes.values() if n["status"] == "alive"]
+    assert len(live) == 4
+    assert all(n["disk_bytes"] >= n["disk_free"] > 0 for n in live)
+    assert status["capacity"]["used_bytes"] == sum(n["used_bytes"] for n in live) >= 5 * MiB
+    assert _status_words(status).count("GiB free on disk") == 4
     assert "needs live nodes in 3 zones; the cluster has 2" in refused(
         admin.create_bucket, "zonal-2", "2+1", zones=3)
     # A write that could not keep the zone guarantee is refused, not stored weakly.
