@@ -12,7 +12,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from cluster.membership import Member
-from cluster.nodeclient import NodeRejected, NodeUnavailable
+from cluster.nodeclient import NodeUnavailable
 from gateway.errors import S3Error
 from placement.policy import StoragePolicy
 from placement.spread import feasible
@@ -25,17 +25,16 @@ HEALTH_TIMEOUT = 2.0  # seconds a live node has to report its disk
 LOW_DISK = 0.10  # less free than this share of a node's disk is a problem
 
 
-async def _health(backend: Backend, nodes: list[Member]) -> dict[str, dict | None]:
+async def _health(backend: Backend, alive: list[Member]) -> dict[str, dict | None]:
     """name -> the /health answer of each live node (None: it did not answer in time)."""
 
     async def one(m: Member) -> tuple[str, dict | None]:
         try:
             return m.name, await asyncio.wait_for(backend.client.health(m.api), HEALTH_TIMEOUT)
-        except (NodeUnavailable, NodeRejected, TimeoutError, ValueError):
+        except (NodeUnavailable, TimeoutError, ValueError):  # NodeRejected is a NodeUnavailable
             return m.name, None
 
-    live = [m for m in nodes if m.status == "alive" and m.api]
-    return dict(await asyncio.gather(*(one(m) for m in live)))
+    return dict(await asyncio.gather(*(one(m) for m in alive if m.api)))
 
 
 def _disk_problems(health: dict[str, dict | None]) -> list[str]:
@@ -72,7 +71,7 @@ async def cluster_status(catalog: Catalog) -> dict[str, Any]:
         if counts["alive"] == 0 and counts["down"]:
             problems.append(f"zone {zone} has no live node")
     alive = [m for m in nodes if m.status == "alive"]
-    health = await _health(backend, nodes)
+    health = await _health(backend, alive)
     problems += _disk_problems(health)
     if not alive:
         problems.append("no storage node is alive: nothing can be read or written")
