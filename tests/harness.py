@@ -6,6 +6,7 @@ runs, and faults are real signals sent to real node processes.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -25,6 +26,7 @@ from botocore.exceptions import ClientError
 
 from cluster.membership import Member
 from cluster.metadata import candidates
+from cluster.nodeclient import NodeClient
 from cluster.process import disk_capacity, free_port
 from placement.hrw import owners
 
@@ -283,6 +285,34 @@ def node_answers(api: str, secret: bytes) -> bool:
             return r.status == 200
     except OSError:
         return False
+
+
+def node_call(cluster: ShoalCluster, call):  # noqa: ANN001, ANN201
+    """``await call(client)`` with a NodeClient holding the cluster's secret."""
+    secret = json.loads((cluster.data / "cluster.json").read_text())["cluster_secret"]
+
+    async def run():  # noqa: ANN202
+        client = NodeClient(secret.encode())
+        await client.start()
+        try:
+            return await call(client)
+        finally:
+            await client.close()
+
+    return asyncio.run(run())
+
+
+def on_node(cluster: ShoalCluster, api: str, keys: list[str],
+            put: list | None = None) -> list:
+    """The records ``keys`` on one node (after putting ``put``, which must all apply),
+    over the node API."""
+
+    async def call(client: NodeClient) -> list:
+        if put:
+            assert await client.meta_put(api, put) == [True] * len(put)
+        return await client.meta_get(api, keys)
+
+    return node_call(cluster, call)
 
 
 def wait_until(predicate, timeout: float, interval: float = 0.2) -> bool:  # noqa: ANN001

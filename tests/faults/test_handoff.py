@@ -12,15 +12,12 @@ of the partition, and every object reads back.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import time
 
 import pytest
 
-from cluster.nodeclient import NodeClient
 from gateway.adminclient import AdminClient, locate
-from tests.harness import cluster_with_env, wait_healthy, wait_until
+from tests.harness import cluster_with_env, on_node, wait_healthy, wait_until
 
 BUCKET = "handoff"
 ENV = {"SHOAL_SYNC_INTERVAL": "2"}
@@ -31,23 +28,6 @@ KEYS = [f"o/{BUCKET}/{k}" for k in "abc"]
 def cluster(tmp_path_factory):
     with cluster_with_env(tmp_path_factory.mktemp("handoff") / "data", ENV) as c:
         yield c
-
-
-def on_node(cluster, api: str, keys: list[str], put: list | None = None) -> list:
-    """The records ``keys`` on one node (after putting ``put``), over the node API."""
-    secret = json.loads((cluster.data / "cluster.json").read_text())["cluster_secret"]
-
-    async def call() -> list:
-        client = NodeClient(secret.encode())
-        await client.start()
-        try:
-            if put:
-                assert await client.meta_put(api, put) == [True] * len(put)
-            return await client.meta_get(api, keys)
-        finally:
-            await client.close()
-
-    return asyncio.run(call())
 
 
 def test_leftover_copies_are_handed_off_then_dropped_never_while_an_owner_is_away(cluster):
