@@ -18,6 +18,10 @@ Layout (rocksdict, raw mode, bytes keys and values):
 * column family ``meta``: key = record key as utf-8 (so byte order is S3 listing order),
   value = the record as compact JSON. Every record carries ``"hlc": [physical_ms, logical,
   origin]``; deletes are ordinary records with ``"deleted": true`` (tombstones).
+* default column family, ``purged:{partition}``: the partition's *purge mark*, a physical
+  ms. Tombstones this old are purged (``meta_purge``) once every owner holds them, and a
+  record at most this old for a key the node lacks is refused (``meta_put``): it can only
+  be a copy of something deleted before the mark (cluster/antientropy.py, "Tombstones").
 
 Durability: a write is acknowledged (its coroutine returns) only after RocksDB synced the
 WAL holding it. rocksdict holds the GIL, so DB calls that can take long (shard reads,
@@ -52,6 +56,7 @@ from cluster import rocksdbcrc
 from cluster.changes import MetaChanges
 from cluster.hlc import hlc_of, newer
 from cluster.hotshards import HotShards
+from cluster.layout import partition_of
 from cluster.nodeauth import content_hash
 
 T = TypeVar("T")
@@ -92,6 +97,7 @@ def _column_families(path: Path) -> list[str]:
 # In the default column family: the meta_clocks index is complete (a build cut short by a
 # crash is redone at the next open; it only rewrites the same values).
 _CLOCKS_INDEXED = b"indexed:meta_clocks"
+_PURGED = b"purged:"  # + partition: the partition's purge mark (physical ms, ascii)
 
 
 def _clock(record: dict) -> bytes:
@@ -180,6 +186,7 @@ class NodeStore:
             self._index_shards()
         if self._db.get(_CLOCKS_INDEXED) is None:  # new DB, older DB, or a cut-short build
             self._index_clocks()
+        self._purged = self._read_purge_marks()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nodestore")
         # Compactions run here: they take seconds and release the GIL, but must not hold
         # up the writer thread.
@@ -511,23 +518,26 @@ class NodeStore:
         """Apply records last-writer-wins; return which ones replaced the stored record.
 
         The call is one synced WriteBatch: atomic on this node. ValueError (nothing
-        written) if a record lacks a well-formed hlc or a key is not encodable.
+        written) if a record lacks a well-formed hlc or a key is not encodable. A record
+        for a key this node lacks, no newer than the partition's purge mark, is refused:
+        it is a stale copy of something deleted and purged.
         """
         prepared = []
         for key, record in items:
             hlc_of(record)
-            prepared.append((key.encode(), record, _encode(record)))
+            prepared.append((key.encode(), record, _encode(record), partition_of(key)))
 
         def apply(batch: rocksdict.WriteBatch, overlay: dict[bytes, dict]) -> list[bool]:
-            keys = [k for k, _, _ in prepared]
+            keys = [k for k, _, _, _ in prepared]
             stored = self._meta.get(keys) if keys else []
             current = {k: overlay.get(k) for k in keys}
             for k, raw in zip(keys, stored, strict=True):
                 if current[k] is None and raw is not None:
                     current[k] = orjson.loads(raw)
             applied = []
-            for k, record, raw in prepared:
-                win = newer(record, current[k])
+            for k, record, raw, part in prepared:
+                win = newer(record, current[k]) and (
+                    current[k] is not None or record["hlc"][0] > self._purged.get(part, -1))
                 if win:
                     current[k] = record
                     batch.put(k, raw, self._meta_cf)
@@ -542,7 +552,7 @@ class NodeStore:
         def committed(applied: list[bool]) -> None:
             self.changes.record(k for (k, _), win in zip(items, applied, strict=True) if win)
 
-        return await self._submit(apply, sum(len(raw) for _, _, raw in prepared), committed)
+        return await self._submit(apply, sum(len(raw) for _, _, raw, _ in prepared), committed)
 
     async def meta_drop(self, items: list[tuple[str, tuple[int, int, str]]]) -> int:
         """Delete each record whose stored hlc is still the given one (a record written
@@ -567,6 +577,76 @@ class NodeStore:
             return 0
         # Moves the digest generation: cached digests that counted these keys are stale.
         return await self._submit(apply, 0, lambda _: self.changes.record(()))
+
+    # -- tombstone purge --------------------------------------------------------------------
+
+    def _read_purge_marks(self) -> dict[str | None, int]:
+        it = self._db.iter()
+        try:
+            it.seek(_PURGED)
+            marks: dict[str | None, int] = {}
+            while it.valid() and it.key().startswith(_PURGED):
+                marks[it.key()[len(_PURGED):].decode()] = int(it.value())
+                it.next()
+            return marks
+        finally:
+            del it
+
+    def purge_mark(self, partition: str) -> int:
+        """The partition's purge mark (physical ms): tombstones up to it may be gone from
+        this node; 0 when it never purged, or dropped its copies since."""
+        return self._purged.get(partition, 0)
+
+    async def meta_purge(self, partition: str, items: list[tuple[str, tuple[int, int, str]]],
+                         mark: int) -> int:
+        """Delete each tombstone of ``partition`` still stored with the given hlc, and
+        raise the partition's purge mark to ``mark``, in one batch: no purged tombstone is
+        ever below a mark that is not durable. Returns how many were deleted."""
+        prepared = [(key.encode(), tuple(hlc)) for key, hlc in items]
+
+        def apply(batch: rocksdict.WriteBatch, overlay: dict[bytes, dict]) -> int:
+            stored = self._meta.get([k for k, _ in prepared]) if prepared else []
+            purged = 0
+            for (k, hlc), raw in zip(prepared, stored, strict=True):
+                current = overlay[k] if k in overlay else raw and orjson.loads(raw)
+                if (current and current.get("deleted") and not current.get("delete_marker")
+                        and hlc_of(current) == hlc and hlc[0] <= mark):
+                    batch.delete(k, self._meta_cf)
+                    batch.delete(k, self._clocks_cf)
+                    overlay[k] = None  # type: ignore[assignment]
+                    purged += 1
+            if mark > self._purged.get(partition, 0):
+                batch.put(_PURGED + partition.encode(), str(mark).encode())
+            return purged
+
+        def committed(_: int) -> None:
+            self._purged[partition] = max(mark, self._purged.get(partition, 0))
+            self.changes.record(())  # cached digests counted the purged keys
+
+        return await self._submit(apply, 0, committed)
+
+    async def compact_meta(self, ranges: list[tuple[str, str]]) -> None:
+        """Compact the records and clocks in ``ranges``. RocksDB keeps a deleted key as a
+        marker that every scan steps over until a compaction drops it: after a purge of
+        10,000 tombstones a one-key listing took 15 ms instead of 9 until then."""
+        self._check_open()
+
+        def compact() -> None:
+            for lo, hi in ranges:
+                for cf in (self._meta, self._clocks):
+                    cf.compact_range(lo.encode(), hi.encode())
+
+        await asyncio.get_running_loop().run_in_executor(self._maintenance, compact)
+
+    async def reset_purge_mark(self, partition: str) -> None:
+        """Forget the partition's purge mark, before this node drops its copies: a node
+        that holds none of a partition's records must not claim to have purged any."""
+
+        def apply(batch: rocksdict.WriteBatch, _overlay: dict) -> None:
+            batch.delete(_PURGED + partition.encode())
+
+        if partition in self._purged:
+            await self._submit(apply, 0, lambda _: self._purged.pop(partition, None))
 
     async def meta_get(self, keys: list[str]) -> list[dict | None]:
         """Stored records (tombstones included) in the order of ``keys``; None if absent."""

@@ -232,6 +232,52 @@ def test_drop_deletes_only_the_clock_it_was_shown(tmp_path: Path) -> None:
     run(tmp_path, body)
 
 
+def test_purge_deletes_only_current_tombstones_and_raises_the_mark_with_them(
+        tmp_path: Path) -> None:
+    tomb = {"hlc": [5, 0, "g"], "deleted": True}
+    marker = {"hlc": [5, 0, "g"], "deleted": True, "delete_marker": True}
+    live = {"hlc": [5, 0, "g"], "size": 1}
+
+    async def body(store: NodeStore) -> None:
+        await store.meta_put([("o/b/t", tomb), ("o/b/u", tomb), ("o/b/m", marker),
+                              ("o/b/l", live), ("o/c/t", tomb)])
+        assert store.purge_mark("b") == 0
+        await store.meta_put([("o/b/u", {**live, "hlc": [6, 0, "g"]})])
+        purged, late = await asyncio.gather(
+            store.meta_purge("b", [(k, (5, 0, "g")) for k in
+                                   ("o/b/t", "o/b/u", "o/b/m", "o/b/l")], 5),
+            store.meta_put([("o/b/t", {**live, "hlc": [4, 0, "g"]})]))  # queued after
+        # Only the tombstone: "u" was rewritten after the purge was decided, the delete
+        # marker is a version clients see, and "l" is live. The write queued behind the
+        # purge is older than the purged tombstone: refused.
+        assert (purged, late) == (1, [False])
+        assert await store.meta_get(["o/b/t", "o/b/m", "o/b/l", "o/c/t"]) == [
+            None, marker, live, tomb]
+        assert (store.purge_mark("b"), store.purge_mark("c")) == (5, 0)
+        assert await store.meta_digests(["o/b/", "o/b0"]) == [digest_by_definition(
+            {"o/b/u": {**live, "hlc": [6, 0, "g"]}, "o/b/m": marker, "o/b/l": live})]
+        # A stale copy of a purged key is refused; a newer write of it, or an old one in
+        # another partition, is not.
+        assert await store.meta_put([("o/b/t", live), ("o/b/t2", live),
+                                     ("o/c/new", live)]) == [False, False, True]
+        assert await store.meta_put([("o/b/t", {**live, "hlc": [6, 0, "g"]})]) == [True]
+        assert await store.meta_purge("b", [], 3) == 0  # a mark never goes down
+        assert store.purge_mark("b") == 5
+
+    async def reopened(store: NodeStore) -> None:
+        assert store.purge_mark("b") == 5  # durable with the purge
+        await store.reset_purge_mark("b")
+        assert store.purge_mark("b") == 0
+        assert await store.meta_put([("o/b/t2", live)]) == [True]
+
+    async def after_reset(store: NodeStore) -> None:
+        assert store.purge_mark("b") == 0
+
+    run(tmp_path, body)
+    run(tmp_path, reopened)
+    run(tmp_path, after_reset)
+
+
 def test_wrong_stored_hash_is_detected_on_read(tmp_path: Path) -> None:
     async def body(store: NodeStore) -> None:
         await store.put_shard("x.0", b"payload", content_hash(b"other"))
