@@ -25,6 +25,19 @@ least as new (asked by key and clock), and its view of the members is the one it
 pass before; a record written meanwhile is kept (``store.meta_drop`` deletes only the
 clock it was shown). Until then it keeps syncing the partition each pass, which cost
 CPU for as long as the copies stayed.
+
+Tombstones: a delete is a record (``"deleted": true``) so that a copy that missed it cannot
+bring the object back, and a listing walks every one (~12 µs each). An owner purges a
+tombstone once it is older than ``grace`` and, right after a sync with every other owner
+(all alive and answering, the member view settled), each of them holds it or has purged it
+too. Purging raises the partition's *purge mark* (the newest purged tombstone's ms) in the
+same batch (cluster/store.py). The mark is what keeps a purged delete deleted: a node
+that lacks a key, asked for a record no newer than its mark, can only be looking at a copy
+of something deleted -- it was complete (in sync with every owner) when it purged, and
+every write reaches W owners -- so it refuses the record, and the node offering it drops
+its copy instead of pushing it again. That is what catches a former owner returning with
+stale copies, or a copy left on a non-owner. A node that drops its copies of a partition
+forgets the mark first: it no longer holds what the mark vouches for.
 """
 
 from __future__ import annotations
@@ -32,6 +45,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+
+import orjson
 
 from cluster.hlc import hlc_of, newer
 from cluster.layout import BUCKET_RANGE, BUCKETS, partition_of, partition_ranges
@@ -45,12 +60,18 @@ log = logging.getLogger(__name__)
 
 CHUNK = 64  # local keys per compared sub-range
 PAGE = 1000
+PURGE_EVERY_MAX = 600.0  # seconds between purges of one partition, at most
+COMPACT_AFTER = 1000  # tombstones purged from a partition in one go that call for a compaction
+_TOMBSTONE = b'"deleted":true'  # how a stored tombstone's JSON reads (orjson, compact)
 
 
 class AntiEntropy:
     def __init__(self, name: str, store: NodeStore, client: NodeClient,
-                 meta: MetadataReplicator, members: Callable[[], list[Member]]) -> None:
+                 meta: MetadataReplicator, members: Callable[[], list[Member]],
+                 grace: float = 3600.0) -> None:
         self.name = name
+        self.grace = grace  # seconds a tombstone is kept at least
+        self._purged_at: dict[str, float] = {}  # partition -> monotonic time of last purge
         self.store = store
         self.client = client
         self.meta = meta
@@ -82,7 +103,8 @@ class AntiEntropy:
     async def run_pass(self) -> None:
         p = self.progress = {"running": True, "started": time.time(), "finished": None,
                              "partitions": 0, "ranges_compared": 0, "ranges_differing": 0,
-                             "pushed": 0, "pulled": 0, "dropped": 0, "errors": 0}
+                             "pushed": 0, "pulled": 0, "dropped": 0, "purged": 0,
+                             "errors": 0}
         # Copies are dropped only on a view that a whole pass ago was the same: just
         # after a start, gossip may not show every owner yet, and a partial view could
         # name non-owners as the owners to check.
@@ -125,12 +147,70 @@ class AntiEntropy:
                     complete = False
                     log.info("sync of %s with %s: %s", part, peer.name, exc)
                     break
-        if not owner and complete and self._settled:
-            await self.drop_handed_off(part, [peer.api for peer in owners])
+        others = [peer.api for peer in owners if peer.name != self.name]
+        if not complete or not self._settled:
+            return
+        if not owner:
+            await self.drop_handed_off(part, others)
+        elif self._purge_due(part):
+            await self.purge_tombstones(part, others)
+
+    def _purge_due(self, part: str) -> bool:
+        last, now = self._purged_at.get(part), time.monotonic()
+        if last is not None and now - last < min(self.grace, PURGE_EVERY_MAX):
+            return False
+        self._purged_at[part] = now
+        return True
+
+    async def purge_tombstones(self, part: str, apis: list[str]) -> None:
+        """Purge this owner's tombstones of ``part`` older than the grace that every other
+        owner holds (or purged). Called right after a sync with each of them."""
+        cutoff = int((time.time() - self.grace) * 1000)
+        purged = await self._purge_ranges(part, apis, cutoff)
+        self.progress["purged"] += purged
+        if purged >= COMPACT_AFTER:
+            await self.store.compact_meta(partition_ranges(part))
+
+    async def _purge_ranges(self, part: str, apis: list[str], cutoff: int) -> int:
+        purged = 0
+        for lo, hi in partition_ranges(part):
+            while True:
+                page, more = await self.store.meta_scan_raw(lo, hi, PAGE)
+                if not page:
+                    break
+                old = {k.decode(): hlc_of(r) for k, r in map(_tombstone, page)
+                       if r is not None and r["hlc"][0] <= cutoff}
+                try:
+                    for api in apis:
+                        old = await self._held_or_purged(api, part, old)
+                except NodeUnavailable as exc:
+                    log.info("purge of %s: tombstones kept, an owner did not answer: %s",
+                             part, exc)
+                    return purged
+                if old:
+                    mark = max(h[0] for h in old.values())
+                    purged += await self.store.meta_purge(part, list(old.items()), mark)
+                if not more:
+                    break
+                lo = page[-1][0].decode() + "\x00"
+        return purged
+
+    async def _held_or_purged(self, api: str, part: str, tombs: dict[str, tuple]
+                              ) -> dict[str, tuple]:
+        """The tombstones of ``tombs`` that the node at ``api`` holds at least as new, or
+        lacks because it purged them (asked after the records: a mark read first could
+        predate a purge and make a purged key look merely missing)."""
+        if not tombs:
+            return tombs
+        theirs = await self.client.meta_get(api, list(tombs))
+        mark = await self.client.purge_mark(api, part)
+        return {k: h for (k, h), t in zip(tombs.items(), theirs, strict=True)
+                if (t is None and h[0] <= mark) or (t is not None and hlc_of(t) >= h)}
 
     async def drop_handed_off(self, part: str, apis: list[str]) -> None:
         """Drop this non-owner's copies of ``part`` that every owner holds at least as
         new. Called after a sync with every owner, all alive, pushed what they lacked."""
+        await self.store.reset_purge_mark(part)
         for lo, hi in partition_ranges(part):
             while True:
                 local, more = await self.store.meta_scan(lo, hi, PAGE)
@@ -187,12 +267,38 @@ class AntiEntropy:
     async def _exchange(self, api: str, lo: str, hi: str, pull: bool) -> None:
         local = dict(await self._local(lo, hi))
         remote = await self._remote(api, lo, hi)
-        push = [(k, r) for k, r in local.items() if newer(r, remote.get(k))]
+        part = partition_of(lo)
+        # Read after the records (see _held_or_purged). Records the peer lacks at or below
+        # its mark were deleted and purged there: drop them here instead of pushing --
+        # except an owner's own tombstones, which its purge removes, raising its mark.
+        theirs = await self.client.purge_mark(api, part) if part else 0
+        mine = self.store.purge_mark(part) if part else 0
+        push, stale = [], []
+        for k, r in local.items():
+            if k not in remote and r["hlc"][0] <= theirs:
+                if not (pull and r.get("deleted")):
+                    stale.append((k, hlc_of(r)))
+            elif newer(r, remote.get(k)):
+                push.append((k, r))
+        if stale:
+            self.progress["dropped"] += await self.store.meta_drop(stale)
         if push:
             await self.client.meta_put(api, push)
             self.progress["pushed"] += len(push)
         if pull:
-            fetch = [(k, r) for k, r in remote.items() if newer(r, local.get(k))]
+            fetch = [(k, r) for k, r in remote.items() if newer(r, local.get(k))
+                     and (k in local or r["hlc"][0] > mine)]
             if fetch:
                 await self.store.meta_put(fetch)
                 self.progress["pulled"] += len(fetch)
+
+
+def _tombstone(item: tuple[bytes, bytes]) -> tuple[bytes, dict | None]:
+    """(key, record) when the stored record is a purgeable tombstone -- not a delete marker,
+    which versioning shows to clients -- else (key, None). Only tombstones are decoded."""
+    key, raw = item
+    if _TOMBSTONE not in raw:
+        return key, None
+    record = orjson.loads(raw)
+    keep = record.get("deleted") is True and not record.get("delete_marker")
+    return key, record if keep else None

@@ -31,6 +31,8 @@ Routes (JSON bodies, stdlib json):
 * ``POST /shards/list`` {"after", "limit"} -> {"ids": [...]} in byte order (keys only).
 * ``POST /meta/digests`` {"bounds": [k0, ..., kn]} -> {"digests": [[count, hex], ...]} per
   [k_i, k_i+1) (the last bound may be "": unbounded); anti-entropy compares these.
+* ``POST /meta/purged`` {"partition"} -> {"mark": ms}: the partition's purge mark
+  (cluster/store.py); anti-entropy reads it to tell a purged record from a missing one.
 * ``GET /admin/status`` -> the node's background work (repair, scrub, gc, anti-entropy);
   ``POST /admin/run`` {"task"} starts a pass now; ``POST /admin/drain`` begins draining
   this node (cluster/drain.py) and answers its drain status.
@@ -304,6 +306,12 @@ def create_node_app(store: NodeStore, secret: bytes, name: str, zone: str,
             raise BadRequest(str(exc)) from None
         return FastJSON({"digests": digests})
 
+    async def purge_mark(request: Request) -> Response:
+        partition = (await json_body(request)).get("partition")
+        if not isinstance(partition, str):
+            raise BadRequest("'partition' must be a string")
+        return FastJSON({"mark": store.purge_mark(partition)})
+
     async def admin_status(request: Request) -> Response:
         await verified_body(request)
         if background is None:
@@ -341,6 +349,7 @@ def create_node_app(store: NodeStore, secret: bytes, name: str, zone: str,
             ("POST", "/shards/check", check_shards),
             ("POST", "/shards/list", list_shards),
             ("POST", "/meta/digests", meta_digests),
+            ("POST", "/meta/purged", purge_mark),
             ("GET", "/admin/status", admin_status),
             ("POST", "/admin/run", admin_run),
             ("POST", "/admin/drain", admin_drain),

@@ -303,6 +303,17 @@ class NodeClient:
         doc = await self._json(api, "/meta/digests", {"bounds": bounds})
         return [(n, d) for n, d in doc["digests"]]
 
+    async def purge_mark(self, api: str, partition: str) -> int:
+        """The node's purge mark of ``partition`` (physical ms; 0: never purged, as a node
+        from before purging answers with a 404 during a rolling upgrade)."""
+        try:
+            doc = await self._json(api, "/meta/purged", {"partition": partition})
+        except NodeRejected as exc:
+            if exc.status == 404:
+                return 0
+            raise
+        return int(doc["mark"])
+
     async def admin_status(self, api: str) -> dict:
         """The node's background-work report (see cluster.nodework.NodeWork.status)."""
         return await self._get_json(api, "/admin/status")

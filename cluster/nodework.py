@@ -15,6 +15,7 @@ overlap. Settings come from the environment (seconds and MB/s; tests set them sm
     SHOAL_GC_GRACE         21600   an orphan shard younger than this is never deleted
     SHOAL_GC_INTERVAL      3600    seconds between garbage-collection passes
     SHOAL_SYNC_INTERVAL    30      seconds between anti-entropy passes
+    SHOAL_TOMBSTONE_GRACE  3600    a delete's tombstone is kept at least this long
     SHOAL_REBALANCE_INTERVAL 0     seconds between rebalance passes (0: only when asked,
                                    by `shoal rebalance`)
 
@@ -60,6 +61,7 @@ class WorkConfig:
     gc_grace: float = 21600.0
     gc_interval: float = 3600.0
     sync_interval: float = 30.0
+    tombstone_grace: float = 3600.0
     rebalance_interval: float = 0.0
 
     @classmethod
@@ -98,7 +100,8 @@ class NodeWork:
         meta = MetadataReplicator(self.client, membership)
         self.failures = FailureClock(self.config.repair_deadline)
         pacer = Pacer(self.config.repair_rate * MB)  # repair and rebalance share the rate
-        sync = AntiEntropy(self.name, self.store, self.client, meta, members)
+        sync = AntiEntropy(self.name, self.store, self.client, meta, members,
+                           self.config.tombstone_grace)
         self.tasks = {
             "repair": Repairer(self.name, self.client, meta, members, self.failures, pacer,
                                changes=self.store.changes,
