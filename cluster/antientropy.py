@@ -72,6 +72,7 @@ class AntiEntropy:
         self.name = name
         self.grace = grace  # seconds a tombstone is kept at least
         self._purged_at: dict[str, float] = {}  # partition -> monotonic time of last purge
+        self._leftover: set[str] = set()  # partitions whose last purge kept some tombstones
         self.store = store
         self.client = client
         self.meta = meta
@@ -156,10 +157,16 @@ class AntiEntropy:
             await self.purge_tombstones(part, others)
 
     def _purge_due(self, part: str) -> bool:
+        """Once after a start; then when the partition took a tombstone or the last purge
+        kept some (too young, or not yet held by every owner) -- a purge reads every
+        record -- and no sooner than the grace, or PURGE_EVERY_MAX, after the last."""
         last, now = self._purged_at.get(part), time.monotonic()
-        if last is not None and now - last < min(self.grace, PURGE_EVERY_MAX):
+        if last is not None and (
+                now - last < min(self.grace, PURGE_EVERY_MAX)
+                or part not in self._leftover and part not in self.store.tombstoned):
             return False
         self._purged_at[part] = now
+        self.store.tombstoned.discard(part)
         return True
 
     async def purge_tombstones(self, part: str, apis: list[str]) -> None:
@@ -173,13 +180,15 @@ class AntiEntropy:
 
     async def _purge_ranges(self, part: str, apis: list[str], cutoff: int) -> int:
         purged = 0
+        self._leftover.add(part)  # until a look finds nothing left behind
+        left = False
         for lo, hi in partition_ranges(part):
             while True:
                 page, more = await self.store.meta_scan_raw(lo, hi, PAGE)
                 if not page:
                     break
-                old = {k.decode(): hlc_of(r) for k, r in map(_tombstone, page)
-                       if r is not None and r["hlc"][0] <= cutoff}
+                tombs = [(k.decode(), r) for k, r in map(_tombstone, page) if r is not None]
+                old = {k: hlc_of(r) for k, r in tombs if r["hlc"][0] <= cutoff}
                 try:
                     for api in apis:
                         old = await self._held_or_purged(api, part, old)
@@ -187,12 +196,15 @@ class AntiEntropy:
                     log.info("purge of %s: tombstones kept, an owner did not answer: %s",
                              part, exc)
                     return purged
+                left = left or len(old) < len(tombs)
                 if old:
                     mark = max(h[0] for h in old.values())
                     purged += await self.store.meta_purge(part, list(old.items()), mark)
                 if not more:
                     break
                 lo = page[-1][0].decode() + "\x00"
+        if not left:
+            self._leftover.discard(part)
         return purged
 
     async def _held_or_purged(self, api: str, part: str, tombs: dict[str, tuple]

@@ -198,6 +198,8 @@ class NodeStore:
         self.committed_ops = 0
         self.commit_groups = 0
         self.changes = MetaChanges()
+        # Partitions that took a tombstone since anti-entropy last looked for some to purge.
+        self.tombstoned: set[str | None] = set()
         # bounds -> (changes.generation, digests): an idle node's peers ask for the same
         # ranges' digests every sync pass, and nothing changed in between.
         self._digests: dict[tuple[str, ...], tuple[int, list[tuple[int, str]]]] = {}
@@ -550,7 +552,9 @@ class NodeStore:
         if not prepared:
             return []
         def committed(applied: list[bool]) -> None:
-            self.changes.record(k for (k, _), win in zip(items, applied, strict=True) if win)
+            won = [(k, r) for (k, r), win in zip(items, applied, strict=True) if win]
+            self.changes.record(k for k, _ in won)
+            self.tombstoned.update(partition_of(k) for k, r in won if r.get("deleted"))
 
         return await self._submit(apply, sum(len(raw) for _, _, raw, _ in prepared), committed)
 
