@@ -49,7 +49,7 @@ from collections.abc import Callable
 import orjson
 
 from cluster.hlc import hlc_of, newer
-from cluster.layout import BUCKET_RANGE, BUCKETS, partition_of, partition_ranges
+from cluster.layout import BUCKETS, KEYS, partition_of, partition_ranges
 from cluster.membership import Member
 from cluster.metadata import MetadataReplicator, QuorumError
 from cluster.nodeclient import NodeClient, NodeUnavailable
@@ -99,7 +99,7 @@ class AntiEntropy:
                 start = key + "\x00"
                 continue
             found.add(part)
-            start = BUCKET_RANGE[1] if part == BUCKETS else f"{key[0]}/{part}0"
+            start = next(hi for lo, hi in partition_ranges(part) if lo <= key < hi)
 
     async def run_pass(self) -> None:
         p = self.progress = {"running": True, "started": time.time(), "finished": None,
@@ -114,7 +114,7 @@ class AntiEntropy:
         try:
             parts = await self.local_partitions()
             try:
-                for part in [BUCKETS, *await bucket_names(self.meta)]:
+                for part in [BUCKETS, KEYS, *await bucket_names(self.meta)]:
                     if any(m.name == self.name for m in self.meta.owners(part)):
                         parts.add(part)
             except QuorumError as exc:

@@ -71,3 +71,20 @@ def test_leftover_copies_are_handed_off_then_dropped_never_while_an_owner_is_awa
         b"bytes of b, which c will name")
     listed = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]]
     assert listed == ["a", "b", "c"]
+
+
+def test_an_owner_down_when_an_access_key_was_made_gets_it_from_its_peers(cluster):
+    """Access-key records have a partition of their own; anti-entropy carries it like a
+    bucket's, or an owner that missed a key would never get it, and once membership moved
+    twice no owner asked might hold it."""
+    admin = AdminClient(*locate(cluster.data))
+    apis = {n["name"]: n["api"] for n in admin.status()["nodes"]}
+    down = cluster.metadata_owners("__keys__")[0]
+    cluster.kill_node(down)
+    try:
+        made = admin.create_key("made-while-an-owner-was-down")
+    finally:
+        cluster.restart_node(down)
+    key = f"k/{made['access_key']}"
+    assert on_node(cluster, apis[down], [key]) == [None]  # the write never reached it
+    assert wait_until(lambda: on_node(cluster, apis[down], [key])[0] is not None, 60)

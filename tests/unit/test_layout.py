@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cluster.layout import BUCKET_RANGE, BUCKETS, bucket_ranges, partition_of, partition_ranges
+from gateway import keys as access_keys
 from gateway import records, versioning
 
 
@@ -17,6 +18,7 @@ def test_every_record_key_falls_in_its_partition_ranges():
         records.upload_key("photos", "big", "u1"): "photos",
         records.part_key("photos", "u1", 7): "photos",
         versioning.version_key("photos", "a/b/c.jpg", "0123abcd"): "photos",
+        access_keys.key_key("AKIAEXAMPLE"): access_keys.KEYS,
     }
     assert BUCKETS == records.BUCKETS
     for key, partition in keys.items():
