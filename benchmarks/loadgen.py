@@ -2,9 +2,10 @@
 
     python -m benchmarks.loadgen --endpoint http://127.0.0.1:9000 --access-key K \
         --secret-key S [--bucket NAME] [--only small,large] [--quick] [--wrk] \
-        [--gateway-pid PID] [--json out.json] [--keep]
+        [--gateway-pid PID] [--json out.json] [--keep] [--watch SECONDS]
 
-Workloads (``--only`` picks some; default all but ``wrk``, which ``--wrk`` adds):
+Workloads (``--only`` picks some; default all but ``wrk``, which ``--wrk`` adds, and
+``tombstones``, which only ``--only`` runs):
   small   4 KiB PUT then GET, concurrency 32, fixed duration: ops/s, p50/p99
   medium  1 MiB PUT then GET, concurrency 8, fixed duration: MiB/s
   large   64 MiB single-request PUT then GET, concurrency 2, fixed count: MiB/s
@@ -14,6 +15,9 @@ Workloads (``--only`` picks some; default all but ``wrk``, which ``--wrk`` adds)
           download; with --gateway-pid the gateway tree's RSS is sampled every 100 ms
   wrk     presigned 4 KiB GET and PUT URLs driven by /usr/bin/wrk (one thread, c32),
           then the range workload's random 64 KiB ranges through one presigned URL (c16)
+  tombstones  10,000 empty objects PUT then DELETEd beside one live key: ms to list the
+          live key (median of 3), at once and every 10 s for --watch seconds, while the
+          store collects what the deletes left (Shoal: SHOAL_TOMBSTONE_GRACE)
 
 Every figure is printed beside the load generator's own CPU (process_time over wall
 time, in % of one core; for ``wrk``, the wrk child's CPU), so a saturated client is
@@ -52,7 +56,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from benchmarks.rss import RssSampler
 
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
-WORKLOADS = ("small", "medium", "large", "range", "list", "rss", "wrk")
+WORKLOADS = ("small", "medium", "large", "range", "list", "rss", "wrk", "tombstones")
+OPT_IN = ("wrk", "tombstones")  # not in the default run
 READ_CHUNK = 1 * MiB
 PART_SIZE = 8 * MiB
 WRK_LUA = r"""
@@ -286,6 +291,41 @@ class LoadGen:
         self.report("list", f"2000 keys, pages of 1000 ({pages} pages): {ms:8.1f} ms", phase,
                     list_ms=round(ms, 1), pages=pages)
 
+    async def workload_tombstones(self) -> None:
+        n = int(self.scale(10_000, 1_000))
+        prefix = f"{self.prefix}/tomb/"
+        keys = [f"{prefix}{i:06d}" for i in range(n)]
+
+        async def delete(i: int) -> int:
+            await self.s3.delete_object(Bucket=self.bucket, Key=keys[i])
+            self.made.discard(keys[i])
+            return 0
+
+        for step, op in (("put", lambda i: self.put(keys[i], b"")), ("delete", delete)):
+            phase = await drive(32, op, count=n)
+            if phase.errors:
+                self.report(f"tomb-{step}", f"{step} of {n} empty objects", phase)
+                return
+        await self.put(f"{prefix}live", b"x")
+        start = time.perf_counter()
+        while True:
+            phase, since = Phase(), time.perf_counter() - start
+            for _ in range(3):
+                cpu0, t0 = time.process_time(), time.perf_counter()
+                listed = await self.s3.list_objects_v2(Bucket=self.bucket, Prefix=prefix)
+                phase.latencies.append(time.perf_counter() - t0)
+                phase.cpu += time.process_time() - cpu0
+                phase.ops += 1
+                if [o["Key"] for o in listed.get("Contents", [])] != [f"{prefix}live"]:
+                    phase.fail(ValueError(f"listing the live key saw {listed.get('KeyCount')}"))
+            phase.wall = sum(phase.latencies)
+            ms = statistics.median(phase.latencies) * 1000
+            self.report(f"tomb-{since:.0f}s", f"1 key beside {n} deleted, "
+                        f"t+{since:3.0f} s: {ms:8.1f} ms", phase, list_ms=round(ms, 1))
+            if since + 10 > self.args.watch:
+                return
+            await asyncio.sleep(10 - (time.perf_counter() - start - since))
+
     async def workload_rss(self) -> None:
         total, key = int(self.scale(1 * GiB, 128 * MiB)), f"{self.prefix}/rss/object"
         part = self.pool[:PART_SIZE]
@@ -489,8 +529,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="botocore request checksums (default: the SDK default)")
     p.add_argument("--json", help="write every figure to this file")
     p.add_argument("--keep", action="store_true", help="leave the objects in place")
+    p.add_argument("--watch", type=float, default=0.0,
+                   help="seconds to keep listing after the deletes (tombstones)")
     args = p.parse_args(argv)
-    chosen = args.only.split(",") if args.only else [w for w in WORKLOADS if w != "wrk"]
+    chosen = args.only.split(",") if args.only else [w for w in WORKLOADS if w not in OPT_IN]
     if args.wrk and "wrk" not in chosen:
         chosen.append("wrk")
     unknown = set(chosen) - set(WORKLOADS)
