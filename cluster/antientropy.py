@@ -53,7 +53,7 @@ from cluster.layout import BUCKETS, KEYS, partition_of, partition_ranges
 from cluster.membership import Member
 from cluster.metadata import MetadataReplicator, QuorumError
 from cluster.nodeclient import NodeClient, NodeUnavailable
-from cluster.store import NodeStore
+from cluster.store import NodeStore, is_tombstone
 from cluster.walk import bucket_names
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,6 @@ CHUNK = 64  # local keys per compared sub-range
 PAGE = 1000
 PURGE_EVERY_MAX = 600.0  # seconds between purges of one partition, at most
 COMPACT_AFTER = 1000  # tombstones purged from a partition in one go that call for a compaction
-_TOMBSTONE = b'"deleted":true'  # how a stored tombstone's JSON reads (orjson, compact)
 
 
 class AntiEntropy:
@@ -309,8 +308,7 @@ def _tombstone(item: tuple[bytes, bytes]) -> tuple[bytes, dict | None]:
     """(key, record) when the stored record is a purgeable tombstone -- not a delete marker,
     which versioning shows to clients -- else (key, None). Only tombstones are decoded."""
     key, raw = item
-    if _TOMBSTONE not in raw:
+    if not is_tombstone(raw):
         return key, None
     record = orjson.loads(raw)
-    keep = record.get("deleted") is True and not record.get("delete_marker")
-    return key, record if keep else None
+    return key, None if record.get("delete_marker") else record

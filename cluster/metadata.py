@@ -168,30 +168,37 @@ class MetadataReplicator:
         """Merged records with keys in [start, end), newest version of each key.
 
         Returns (items, resume): ``resume`` is the key to continue from, or None when the
-        range is exhausted. Items past the smallest last key of a truncated owner are held
+        range is exhausted. Items past the smallest horizon of a truncated owner are held
         back: that owner has not shown them yet, so they are not complete. ``strict``
         refuses a degraded answer (QuorumError), for callers that act on absence.
-        ``fields`` asks the owners for only those fields of each record (listings).
+
+        ``fields`` (listings) asks the owners for only those fields of each record, and
+        for live records only: a delete every owner asked agrees on is not shipped (after
+        a mass delete, tombstones were nearly all of a listing's cost). A key that some
+        owners show and others do not -- a delete or a write not yet everywhere -- is then
+        settled by a quorum read of that key, which sees every acknowledged write.
         """
         if fields is None:
-            results = await self._gather(
-                partition, lambda api: self.client.meta_scan(api, start, end, limit), strict)
+            results = [(items, truncated, items[-1][0] if truncated and items else None)
+                       for _, (items, truncated) in await self._gather(
+                           partition, lambda api: self.client.meta_scan(api, start, end, limit),
+                           strict)]
         else:  # small records come as stored: owners that agree send the same bytes
-            pages = await self._gather(
+            pages = [page for _, page in await self._gather(
                 partition,
-                lambda api: self.client.meta_scan_framed(api, start, end, limit, fields),
-                strict)
-            if len({page.body for _, page in pages}) == 1:  # they agree: decode one
-                _, page = pages[0]
-                items = [(k, orjson.loads(raw)) for k, raw in page.pairs()]
-                resume = items[-1][0] + "\x00" if page.truncated and items else None
-                return items, resume
-            results = [(m, (page.pairs(), page.truncated)) for m, page in pages]
+                lambda api: self.client.meta_scan_framed(api, start, end, limit, fields, True),
+                strict)]
+            if len({page.body for page in pages}) == 1:  # they agree: decode one
+                horizon = _horizon(page.horizon() for page in pages)
+                items = [(k, orjson.loads(raw)) for k, raw in pages[0].pairs()]
+                return items, None if horizon is None else horizon + "\x00"
+            results = [(page.pairs(), page.truncated, page.horizon()) for page in pages]
         merged: dict[str, Record | bytes] = {}
-        horizon: str | None = None
-        for _, (items, truncated) in results:
+        shown: dict[str, int] = {}  # key -> how many owners showed it
+        for items, _, _ in results:
             for k, rec in items:
                 have = merged.get(k)
+                shown[k] = shown.get(k, 0) + 1
                 # Owners mostly agree: an equal copy settles it without reading clocks
                 # (the clock checks were a fifth of a listing's merge CPU).
                 if have is None:
@@ -199,14 +206,15 @@ class MetadataReplicator:
                 elif rec != have:
                     mine, theirs = _record(have), _record(rec)
                     merged[k] = theirs if newer(theirs, mine) else mine
-            if truncated and items:
-                last = items[-1][0]
-                horizon = last if horizon is None else min(horizon, last)
-        keys = sorted(merged)
-        if horizon is not None:
-            keys = [k for k in keys if k <= horizon]
-        return [(k, _record(merged[k])) for k in keys], (
-            None if horizon is None else horizon + "\x00")
+        horizon = _horizon(h for _, _, h in results)
+        keys = sorted(k for k in merged if horizon is None or k <= horizon)
+        resume = None if horizon is None else horizon + "\x00"
+        if fields is not None:
+            doubtful = [k for k in keys if shown[k] < len(results)]
+            settled = await asyncio.gather(*(self.get(partition, k) for k in doubtful))
+            merged.update(zip(doubtful, settled, strict=True))
+            keys = [k for k in keys if merged[k] is not None]
+        return [(k, _record(merged[k])) for k in keys], resume  # type: ignore[arg-type]
 
     async def _gather(self, partition: str, call: Callable[[str], Any], strict: bool = False
                       ) -> list[tuple[Member, Any]]:
@@ -255,6 +263,11 @@ class MetadataReplicator:
             log.warning("degraded metadata read of %s: %d of %d owners", partition,
                         len(results), need)
         return results
+
+
+def _horizon(horizons: Iterable[str | None]) -> str | None:
+    """The smallest horizon of the truncated owners (None: every owner reached the end)."""
+    return min((h for h in horizons if h is not None), default=None)
 
 
 def _record(found: Record | bytes) -> Record:

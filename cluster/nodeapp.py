@@ -23,7 +23,8 @@ Routes (JSON bodies, stdlib json):
   record's JSON (``x-shoal-count`` pairs, ``x-shoal-truncated`` 1 or 0), records of at
   most ``SCAN_WHOLE_MAX`` bytes as stored, larger ones trimmed. Compact JSON holds no
   newline, so one split cuts the answer, and owners holding the same records send the
-  same bytes.
+  same bytes. Framed with ``"live": true``: no tombstones, and when truncated,
+  ``x-shoal-last`` (percent-encoded) is the last key read, to resume after.
 * ``GET /health`` -> {"name", "zone", "shards", "bytes", "meta_keys", "disk_bytes",
   "disk_free"}: stored shard bytes, and the size and free space of the DB's file system.
 * ``POST /shards/check`` {"ids", "verify"} -> {"shards": {id: [state, blake3 | null]}}, state
@@ -48,6 +49,7 @@ import os
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from starlette.requests import Request
@@ -73,6 +75,7 @@ MAX_SCAN = 10_000  # items per scan response; callers page on "truncated"
 # A framed scan sends records up to this size as they are stored (most listed objects:
 # empty, small, or one block), undecoded; larger ones trimmed as in a JSON scan.
 SCAN_WHOLE_MAX = 2048
+LIVE_SCAN_BUDGET = 20_000  # keys a live-only scan reads per answer, tombstones included
 
 
 def _trim(record: dict[str, Any], keep: set[str] | None, summary: bool) -> dict[str, Any]:
@@ -250,19 +253,29 @@ def create_node_app(store: NodeStore, secret: bytes, name: str, zone: str,
             raise BadRequest("'summary' must be a boolean")
         fields = doc.get("fields")
         keep = None if fields is None else {*_str_list(doc, "fields"), "hlc", "deleted"}
+        framed, live = doc.get("framed") is True, doc.get("live") is True
+        headers: dict[str, str] = {}
         try:
-            found, truncated = await store.meta_scan_raw(start, end, min(limit, MAX_SCAN))
+            if framed and live:
+                found, last = await store.meta_scan_live(start, end, min(limit, MAX_SCAN),
+                                                         LIVE_SCAN_BUDGET)
+                truncated = last is not None
+                if last is not None:
+                    headers["x-shoal-last"] = quote(last, safe="")
+            else:
+                found, truncated = await store.meta_scan_raw(start, end, min(limit, MAX_SCAN))
         except UnicodeEncodeError as exc:
             raise BadRequest(str(exc)) from None
-        if doc.get("framed") is True:  # what NodeClient.meta_scan_framed asks for
+        if framed:  # what NodeClient.meta_scan_framed asks for
             lines: list[bytes] = []
             for k, raw in found:
                 if len(raw) > SCAN_WHOLE_MAX or b"\n" in raw:
                     raw = orjson.dumps(_trim(orjson.loads(raw), keep, summary))
                 lines += (orjson.dumps(k.decode()), raw)
+            headers |= {"x-shoal-count": str(len(found)),
+                        "x-shoal-truncated": "1" if truncated else "0"}
             return Response(b"\n".join(lines), media_type=recordframes.SCAN_MEDIA_TYPE,
-                            headers={"x-shoal-count": str(len(found)),
-                                     "x-shoal-truncated": "1" if truncated else "0"})
+                            headers=headers)
         items = [(k.decode(), _trim(orjson.loads(raw), keep, summary)) for k, raw in found]
         return FastJSON({"items": items, "truncated": truncated})
 

@@ -30,6 +30,7 @@ import functools
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 import orjson
 
@@ -66,6 +67,16 @@ class ScanLines:
 
     body: bytes  # lines alternating a JSON key and a record's JSON
     truncated: bool
+    last: str | None = None  # live-only scans, truncated: the last key the owner read
+
+    def horizon(self) -> str | None:
+        """When truncated, the last key this owner has shown to be complete up to."""
+        if not self.truncated:
+            return None
+        if self.last is not None:
+            return self.last
+        lines = self.body.rsplit(b"\n", 2)
+        return orjson.loads(lines[-2]) if len(lines) >= 2 else None
 
     def pairs(self) -> list[tuple[str, bytes]]:
         """(key, record JSON) pairs; the records are not decoded."""
@@ -259,19 +270,24 @@ class NodeClient:
         return [(k, r) for k, r in doc["items"]], doc["truncated"]
 
     async def meta_scan_framed(
-        self, api: str, start: str, end: str, limit: int, fields: list[str] | None = None,
+        self, api: str, start: str, end: str, limit: int, fields: list[str],
+        live: bool = False,
     ) -> ScanLines:
-        """``meta_scan`` with small records as stored (see ScanLines)."""
-        ask = {"start": start, "end": end, "limit": limit, "framed": True}
-        if fields is not None:
-            ask["fields"] = fields
+        """``meta_scan`` with small records as stored (see ScanLines); ``live`` leaves the
+        tombstones out (the node reads up to 20,000 keys for ``limit`` records)."""
+        ask = {"start": start, "end": end, "limit": limit, "framed": True, "fields": fields,
+               "live": live}
         status, headers, data = await self._call(api, "POST", "/meta/scan", orjson.dumps(ask))
         if status != 200 or headers.get("content-type") != recordframes.SCAN_MEDIA_TYPE:
             raise NodeRejected(status, data[:200].decode("utf-8", "replace"))
         count = headers.get("x-shoal-count", "")
         if not count.isdigit() or (data.count(b"\n") + 1 if data else 0) != 2 * int(count):
             raise NodeRejected(status, "scan lines: wrong count")
-        return ScanLines(bytes(data), headers.get("x-shoal-truncated") == "1")
+        # A node from before live scans sends tombstones and no x-shoal-last: its last
+        # record is then the last key it read.
+        last = headers.get("x-shoal-last")
+        return ScanLines(bytes(data), headers.get("x-shoal-truncated") == "1",
+                         None if last is None else unquote(last))
 
     async def _get_json(self, api: str, path: str) -> Any:
         status, _, data = await self._call(api, "GET", path, b"", content_hash(b""))

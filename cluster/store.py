@@ -125,6 +125,16 @@ def _chunk_digest(data: memoryview, index: int) -> bytes:
     return blake3.blake3(data[index * _CHUNK:(index + 1) * _CHUNK]).digest()
 
 
+_TOMBSTONE = b'"deleted":true'  # how a stored tombstone's JSON reads (orjson, compact)
+
+
+def is_tombstone(raw: bytes) -> bool:
+    """Whether a stored record is a tombstone, without decoding it (decoding tripled the
+    cost of skipping tombstones). Exact for our records: "deleted" is a boolean only at
+    the top level, and inside a JSON string its quotes would be escaped."""
+    return _TOMBSTONE in raw
+
+
 def _encode(record: dict) -> bytes:
     return orjson.dumps(record)  # records are JSON; orjson because every scan decodes them
 
@@ -693,6 +703,33 @@ class NodeStore:
                 return out, it.valid()
             finally:
                 del it  # a live iterator would keep the DB lock after close()
+
+        return await self._run(scan)
+
+    async def meta_scan_live(
+        self, start: str, end: str, limit: int, budget: int
+    ) -> tuple[list[tuple[bytes, bytes]], str | None]:
+        """``meta_scan_raw`` without tombstones (delete markers included): at most ``limit``
+        records, reading at most ``budget`` keys. Returns the records and, when keys may
+        remain, the last key read -- past the last record when tombstones followed it.
+        A listing need not ship deletes that every owner agrees on (see
+        MetadataReplicator.scan); after a mass delete they were most of its cost."""
+        lo, hi = start.encode(), end.encode()
+
+        def scan() -> tuple[list[tuple[bytes, bytes]], str | None]:
+            it, _bound = _range_iter(self._meta, lo, hi)
+            try:
+                out: list[tuple[bytes, bytes]] = []
+                read, last = 0, b""
+                while it.valid() and len(out) < limit and read < budget:
+                    last, raw = it.key(), it.value()
+                    read += 1
+                    if not is_tombstone(raw):
+                        out.append((last, raw))
+                    it.next()
+                return out, last.decode() if it.valid() else None
+            finally:
+                del it
 
         return await self._run(scan)
 

@@ -88,7 +88,8 @@ async def list_page(req: S3Request, prefix: str, delimiter: str, start: str,
             return Page(entries, False, "")
         if len(entries) == max_keys:
             # One more look decides IsTruncated without returning a partial entry.
-            async for meta_key, _ in req.catalog.objects(req.bucket, start, end, 1):
+            async for meta_key, _ in req.catalog.objects(req.bucket, start, end, 1,
+                                                         ENTRY_FIELDS):
                 return Page(entries, True, meta_key[len(base):])
             return Page(entries, False, "")
 

@@ -290,6 +290,34 @@ def test_framed_meta_scan_sends_small_records_as_stored(node: Node) -> None:
     with_client(body)
 
 
+def test_live_framed_scan_leaves_tombstones_out_and_says_where_it_stopped(node: Node) -> None:
+    """A listing's scan skips tombstones (delete markers too) but not a live record that
+    merely mentions "deleted"; truncated, it names the last key read, which may be a
+    tombstone past the last record sent."""
+    tomb = {"hlc": [2, 0, "g1"], "deleted": True}
+    live = {**rec(1, size=3), "meta": {"deleted": "true"}}
+
+    async def body(c: NodeClient) -> None:
+        assert await c.meta_put(node.api, [
+            ("lv/a", live), ("lv/b", tomb), ("lv/c", {**tomb, "delete_marker": True}),
+            ("lv/d", rec(1, size=4)), ("lv/e", tomb)]) == [True] * 5
+        whole = await c.meta_scan_framed(node.api, "lv/", "lv0", 100, ["size"], live=True)
+        assert [k for k, _ in whole.pairs()] == ["lv/a", "lv/d"]
+        assert not whole.truncated and whole.horizon() is None
+        one = await c.meta_scan_framed(node.api, "lv/", "lv0", 1, ["size"], live=True)
+        assert [k for k, _ in one.pairs()] == ["lv/a"] and one.horizon() == "lv/a"
+        two = await c.meta_scan_framed(node.api, "lv/", "lv0", 2, ["size"], live=True)
+        assert [k for k, _ in two.pairs()] == ["lv/a", "lv/d"] and two.horizon() == "lv/d"
+        rest = await c.meta_scan_framed(node.api, "lv/b", "lv0", 1, ["size"], live=True)
+        assert [k for k, _ in rest.pairs()] == ["lv/d"] and rest.horizon() == "lv/d"
+        gone = await c.meta_scan_framed(node.api, "lv/e", "lv0", 1, ["size"], live=True)
+        assert gone.pairs() == [] and not gone.truncated
+        with_tombs = await c.meta_scan_framed(node.api, "lv/", "lv0", 100, ["size"])
+        assert len(with_tombs.pairs()) == 5
+
+    with_client(body)
+
+
 def test_malformed_meta_is_400_and_writes_nothing(node: Node) -> None:
     async def body(c: NodeClient) -> None:
         with pytest.raises(NodeRejected) as bad:

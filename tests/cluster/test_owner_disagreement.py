@@ -48,3 +48,41 @@ def test_a_newer_record_on_the_second_owner_wins_the_read(cluster):
     assert s3.get_object(Bucket=BUCKET, Key="a")["Body"].read() == b"the bytes that become a"
     assert wait_until(lambda: admin.object_health(BUCKET, "a")["metadata"][owners[0]]
                       == "current", 30)
+
+
+def test_a_listing_settles_keys_that_only_some_owners_show(cluster):
+    """Owners leave tombstones out of listing scans, so a key one owner shows and another
+    does not is settled by a quorum read: "x", deleted on the second owner only (newer
+    than the first owner's live copy), is hidden; "y", written to the second owner only,
+    is shown. Tombstones every owner holds, between live keys, are skipped even one key
+    per page."""
+    bucket = "owners-live"
+    s3 = cluster.client()
+    s3.create_bucket(Bucket=bucket)
+    for name in ["k0", "x", *(f"m{i}" for i in range(8)), "z"]:
+        s3.put_object(Bucket=bucket, Key=name, Body=name.encode())
+    for i in range(8):
+        s3.delete_object(Bucket=bucket, Key=f"m{i}")
+    admin = AdminClient(*locate(cluster.data))
+    owners = list(admin.object_health(bucket, "x")["metadata"])  # reads ask the first two
+    apis = {n["name"]: n["api"] for n in admin.status()["nodes"]}
+    secret = json.loads((cluster.data / "cluster.json").read_text())["cluster_secret"]
+    key_x, key_y = f"o/{bucket}/x", f"o/{bucket}/y"
+
+    async def plant() -> None:
+        client = NodeClient(secret.encode())
+        await client.start()
+        try:
+            (rec_x,) = await client.meta_get(apis[owners[0]], [key_x])
+            later = [rec_x["hlc"][0] + 1, 0, "test"]
+            assert await client.meta_put(apis[owners[1]], [
+                (key_x, {"bucket": bucket, "key": "x", "hlc": later, "deleted": True, "v": 1}),
+                (key_y, {**rec_x, "key": "y", "hlc": later})]) == [True, True]
+        finally:
+            await client.close()
+
+    asyncio.run(plant())
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["k0", "y", "z"]
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket,
+                                                          PaginationConfig={"PageSize": 1})
+    assert [o["Key"] for p in pages for o in p.get("Contents", [])] == ["k0", "y", "z"]

@@ -98,6 +98,42 @@ def test_an_owner_stopped_through_overwrites_never_serves_old_bytes(cluster, s3,
                       == {"current"}, 60)
 
 
+def test_an_owner_stopped_through_deletes_never_lists_them(cluster, s3):
+    """Owners leave tombstones out of listing scans, and a key they disagree on is settled
+    by a quorum read. SIGSTOP the first owner (the one reads ask first) and delete most of
+    a prefix, all but the first delete after its calls timed out: no listing shows a
+    deleted key, paged two keys at a time, neither while it is stopped nor once it wakes
+    with live copies of them (settled by quorum reads, or caught up by its anti-entropy
+    first; tests/cluster/test_owner_disagreement.py plants the disagreement itself)."""
+    admin = AdminClient(*locate(cluster.data))
+    prefix = "listed-while-stopped/"
+    names = [f"{prefix}{i:02d}" for i in range(12)]
+    for name in names:
+        s3.put_object(Bucket=BUCKET, Key=name, Body=b"x")
+    kept = names[::3]
+    first_owner = next(iter(admin.object_health(BUCKET, names[0])["metadata"]))
+
+    def listed() -> list[str]:
+        pages = s3.get_paginator("list_objects_v2").paginate(
+            Bucket=BUCKET, Prefix=prefix, PaginationConfig={"PageSize": 2})
+        return [o["Key"] for page in pages for o in page.get("Contents", [])]
+
+    doomed = [name for name in names if name not in kept]
+    cluster.signal_node(first_owner, signal.SIGSTOP)
+    try:
+        s3.delete_object(Bucket=BUCKET, Key=doomed[0])
+        time.sleep(6)  # past the node client's 5 s timeout: later deletes never reach it
+        for name in doomed[1:]:
+            s3.delete_object(Bucket=BUCKET, Key=name)
+        assert listed() == kept
+    finally:
+        cluster.signal_node(first_owner, signal.SIGCONT)
+    deadline = time.monotonic() + 8  # past the node client's 2 s down-mark, asked again
+    while time.monotonic() < deadline:
+        assert listed() == kept
+        time.sleep(0.2)
+
+
 def test_hung_node_costs_a_timeout_not_a_stall(cluster, s3, stored, degraded):
     victim = "node-2"
     cluster.signal_node(victim, signal.SIGSTOP)

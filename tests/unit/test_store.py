@@ -13,7 +13,15 @@ from hypothesis import strategies as st
 
 from cluster.hlc import newer
 from cluster.nodeauth import content_hash
-from cluster.store import CorruptShard, NodeStore, StoreClosed
+from cluster.store import CorruptShard, NodeStore, StoreClosed, is_tombstone
+from gateway.records import (
+    BlockRef,
+    BucketRecord,
+    ObjectRecord,
+    PartRecord,
+    ShardRef,
+    UploadRecord,
+)
 from tests.harness import digest_by_definition
 
 hlcs = st.tuples(
@@ -276,6 +284,29 @@ def test_purge_deletes_only_current_tombstones_and_raises_the_mark_with_them(
     run(tmp_path, body)
     run(tmp_path, reopened)
     run(tmp_path, after_reset)
+
+
+def test_tombstones_are_told_from_live_records_by_their_bytes() -> None:
+    """``is_tombstone`` reads no JSON: every record kind, full of strings that quote
+    "deleted", must still read as live, and every kind of delete as one."""
+    tricky = {'"deleted":true': 'x":true', "deleted": "true", "d": 'deleted\\":true'}
+    block = BlockRef(id="b" * 32, size=1, shards=[ShardRef("node-1", "h" * 32)])
+    live = [
+        ObjectRecord(bucket="b", key='k"deleted":true', hlc=[1, 0, "g"], user_meta=tricky,
+                     headers=tricky, tags=tricky, blocks=[block], delete_marker=False,
+                     policy={"scheme": "ec", "encrypt": True}),
+        BucketRecord(name="b", hlc=[1, 0, "g"], tags=tricky, website=tricky,
+                     cors=[{"AllowedOrigins": ['"deleted":true']}]),
+        UploadRecord(bucket="b", key="k", upload_id="u", hlc=[1, 0, "g"], user_meta=tricky),
+        PartRecord(upload_id="u", number=1, hlc=[1, 0, "g"], blocks=[block]),
+    ]
+    for rec in live:
+        assert not is_tombstone(orjson.dumps(rec.to_dict())), rec
+    deletes = [{"bucket": "b", "key": "k", "hlc": [1, 0, "g"], "deleted": True, "v": 1},
+               {**live[0].to_dict(), "deleted": True, "delete_marker": True},
+               {"name": "b", "hlc": [1, 0, "g"], "deleted": True, "v": 1}]
+    for rec in deletes:
+        assert is_tombstone(orjson.dumps(rec)), rec
 
 
 def test_wrong_stored_hash_is_detected_on_read(tmp_path: Path) -> None:
