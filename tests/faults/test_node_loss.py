@@ -106,25 +106,26 @@ def test_an_owner_stopped_through_deletes_never_lists_them(cluster, s3):
     with live copies of them (settled by quorum reads, or caught up by its anti-entropy
     first; tests/cluster/test_owner_disagreement.py plants the disagreement itself)."""
     admin = AdminClient(*locate(cluster.data))
-    prefix = "listed-while-stopped/"
+    bucket, prefix = "faults-listing", "listed-while-stopped/"  # the later steps list BUCKET
+    s3.create_bucket(Bucket=bucket)
     names = [f"{prefix}{i:02d}" for i in range(12)]
     for name in names:
-        s3.put_object(Bucket=BUCKET, Key=name, Body=b"x")
+        s3.put_object(Bucket=bucket, Key=name, Body=b"x")
     kept = names[::3]
-    first_owner = next(iter(admin.object_health(BUCKET, names[0])["metadata"]))
+    first_owner = next(iter(admin.object_health(bucket, names[0])["metadata"]))
 
     def listed() -> list[str]:
         pages = s3.get_paginator("list_objects_v2").paginate(
-            Bucket=BUCKET, Prefix=prefix, PaginationConfig={"PageSize": 2})
+            Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": 2})
         return [o["Key"] for page in pages for o in page.get("Contents", [])]
 
     doomed = [name for name in names if name not in kept]
     cluster.signal_node(first_owner, signal.SIGSTOP)
     try:
-        s3.delete_object(Bucket=BUCKET, Key=doomed[0])
+        s3.delete_object(Bucket=bucket, Key=doomed[0])
         time.sleep(6)  # past the node client's 5 s timeout: later deletes never reach it
         for name in doomed[1:]:
-            s3.delete_object(Bucket=BUCKET, Key=name)
+            s3.delete_object(Bucket=bucket, Key=name)
         assert listed() == kept
     finally:
         cluster.signal_node(first_owner, signal.SIGCONT)
