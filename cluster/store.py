@@ -576,22 +576,28 @@ class NodeStore:
         prepared = [(key.encode(), tuple(hlc)) for key, hlc in items]
 
         def apply(batch: rocksdict.WriteBatch, overlay: dict[bytes, dict]) -> int:
-            keys = [k for k, _ in prepared]
-            stored = self._meta.get(keys) if keys else []
-            dropped = 0
-            for (k, hlc), raw in zip(prepared, stored, strict=True):
-                current = overlay[k] if k in overlay else raw and orjson.loads(raw)
-                if current and hlc_of(current) == hlc:
-                    batch.delete(k, self._meta_cf)
-                    batch.delete(k, self._clocks_cf)
-                    overlay[k] = None  # type: ignore[assignment]
-                    dropped += 1
-            return dropped
+            return self._delete_current(batch, overlay, prepared, lambda _: True)
 
         if not prepared:
             return 0
         # Moves the digest generation: cached digests that counted these keys are stale.
         return await self._submit(apply, 0, lambda _: self.changes.record(()))
+
+    def _delete_current(self, batch: rocksdict.WriteBatch, overlay: dict[bytes, dict],
+                        prepared: list[tuple[bytes, tuple]],
+                        also: Callable[[dict], bool]) -> int:
+        """In ``batch``: delete each (key, hlc) whose record -- as this group left it, or
+        as stored -- still has that hlc and passes ``also``; how many were deleted."""
+        stored = self._meta.get([k for k, _ in prepared]) if prepared else []
+        deleted = 0
+        for (k, hlc), raw in zip(prepared, stored, strict=True):
+            current = overlay[k] if k in overlay else raw and orjson.loads(raw)
+            if current and hlc_of(current) == hlc and also(current):
+                batch.delete(k, self._meta_cf)
+                batch.delete(k, self._clocks_cf)
+                overlay[k] = None  # type: ignore[assignment]
+                deleted += 1
+        return deleted
 
     # -- tombstone purge --------------------------------------------------------------------
 
@@ -619,17 +625,12 @@ class NodeStore:
         ever below a mark that is not durable. Returns how many were deleted."""
         prepared = [(key.encode(), tuple(hlc)) for key, hlc in items]
 
+        def purgeable(record: dict) -> bool:
+            return (bool(record.get("deleted")) and not record.get("delete_marker")
+                    and record["hlc"][0] <= mark)
+
         def apply(batch: rocksdict.WriteBatch, overlay: dict[bytes, dict]) -> int:
-            stored = self._meta.get([k for k, _ in prepared]) if prepared else []
-            purged = 0
-            for (k, hlc), raw in zip(prepared, stored, strict=True):
-                current = overlay[k] if k in overlay else raw and orjson.loads(raw)
-                if (current and current.get("deleted") and not current.get("delete_marker")
-                        and hlc_of(current) == hlc and hlc[0] <= mark):
-                    batch.delete(k, self._meta_cf)
-                    batch.delete(k, self._clocks_cf)
-                    overlay[k] = None  # type: ignore[assignment]
-                    purged += 1
+            purged = self._delete_current(batch, overlay, prepared, purgeable)
             if mark > self._purged.get(partition, 0):
                 batch.put(_PURGED + partition.encode(), str(mark).encode())
             return purged
