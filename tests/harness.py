@@ -28,6 +28,7 @@ from cluster.membership import Member
 from cluster.metadata import candidates
 from cluster.nodeclient import NodeClient
 from cluster.process import disk_capacity, free_port
+from gateway.adminclient import AdminClient, locate
 from placement.hrw import owners
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -285,6 +286,15 @@ def node_answers(api: str, secret: bytes) -> bool:
             return r.status == 200
     except OSError:
         return False
+
+
+def metadata_placement(cluster: ShoalCluster, bucket: str, key: str
+                       ) -> tuple[list[str], dict[str, str]]:
+    """The metadata owners of ``bucket`` in the order reads ask them (as the gateway sees
+    them), and every node's API by name."""
+    admin = AdminClient(*locate(cluster.data))
+    owners = list(admin.object_health(bucket, key)["metadata"])
+    return owners, {n["name"]: n["api"] for n in admin.status()["nodes"]}
 
 
 def node_call(cluster: ShoalCluster, call):  # noqa: ANN001, ANN201

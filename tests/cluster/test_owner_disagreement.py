@@ -3,13 +3,9 @@ owner holds it, and the read brings the stale owner up to date (read repair)."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-
 from cluster.layout import partition_of
-from cluster.nodeclient import NodeClient
 from gateway.adminclient import AdminClient, locate
-from tests.harness import wait_until
+from tests.harness import metadata_placement, on_node, wait_until
 
 BUCKET = "owners"
 
@@ -23,24 +19,13 @@ def test_a_newer_record_on_the_second_owner_wins_the_read(cluster):
     s3.put_object(Bucket=BUCKET, Key="a", Body=b"old bytes of a")
     s3.put_object(Bucket=BUCKET, Key="b", Body=b"the bytes that become a")
     admin = AdminClient(*locate(cluster.data))
-    owners = list(admin.object_health(BUCKET, "a")["metadata"])  # reads ask the first two
-    apis = {n["name"]: n["api"] for n in admin.status()["nodes"]}
-    secret = json.loads((cluster.data / "cluster.json").read_text())["cluster_secret"]
+    owners, apis = metadata_placement(cluster, BUCKET, "a")  # reads ask the first two
     key_a, key_b = f"o/{BUCKET}/a", f"o/{BUCKET}/b"
     assert partition_of(key_a) == BUCKET
 
-    async def plant() -> None:
-        client = NodeClient(secret.encode())
-        await client.start()
-        try:
-            rec_a, rec_b = await client.meta_get(apis[owners[0]], [key_a, key_b])
-            newest = {**rec_b, "key": "a",
-                      "hlc": [max(rec_a["hlc"][0], rec_b["hlc"][0]) + 1, 0, "test"]}
-            assert await client.meta_put(apis[owners[1]], [(key_a, newest)]) == [True]
-        finally:
-            await client.close()
-
-    asyncio.run(plant())
+    rec_a, rec_b = on_node(cluster, apis[owners[0]], [key_a, key_b])
+    newest = {**rec_b, "key": "a", "hlc": [max(rec_a["hlc"][0], rec_b["hlc"][0]) + 1, 0, "test"]}
+    on_node(cluster, apis[owners[1]], [], put=[(key_a, newest)])
     # A listing asks the same two owners: their answers differ, so they are merged.
     listed = {o["Key"]: o for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]}
     assert listed["a"]["Size"] == len(b"the bytes that become a")
@@ -63,25 +48,14 @@ def test_a_listing_settles_keys_that_only_some_owners_show(cluster):
         s3.put_object(Bucket=bucket, Key=name, Body=name.encode())
     for i in range(8):
         s3.delete_object(Bucket=bucket, Key=f"m{i}")
-    admin = AdminClient(*locate(cluster.data))
-    owners = list(admin.object_health(bucket, "x")["metadata"])  # reads ask the first two
-    apis = {n["name"]: n["api"] for n in admin.status()["nodes"]}
-    secret = json.loads((cluster.data / "cluster.json").read_text())["cluster_secret"]
+    owners, apis = metadata_placement(cluster, bucket, "x")  # reads ask the first two
     key_x, key_y = f"o/{bucket}/x", f"o/{bucket}/y"
 
-    async def plant() -> None:
-        client = NodeClient(secret.encode())
-        await client.start()
-        try:
-            (rec_x,) = await client.meta_get(apis[owners[0]], [key_x])
-            later = [rec_x["hlc"][0] + 1, 0, "test"]
-            assert await client.meta_put(apis[owners[1]], [
-                (key_x, {"bucket": bucket, "key": "x", "hlc": later, "deleted": True, "v": 1}),
-                (key_y, {**rec_x, "key": "y", "hlc": later})]) == [True, True]
-        finally:
-            await client.close()
-
-    asyncio.run(plant())
+    (rec_x,) = on_node(cluster, apis[owners[0]], [key_x])
+    later = [rec_x["hlc"][0] + 1, 0, "test"]
+    on_node(cluster, apis[owners[1]], [], put=[
+        (key_x, {"bucket": bucket, "key": "x", "hlc": later, "deleted": True, "v": 1}),
+        (key_y, {**rec_x, "key": "y", "hlc": later})])
     assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["k0", "y", "z"]
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket,
                                                           PaginationConfig={"PageSize": 1})

@@ -17,7 +17,13 @@ import time
 import pytest
 
 from gateway.adminclient import AdminClient, locate
-from tests.harness import cluster_with_env, on_node, wait_healthy, wait_until
+from tests.harness import (
+    cluster_with_env,
+    metadata_placement,
+    on_node,
+    wait_healthy,
+    wait_until,
+)
 
 BUCKET = "handoff"
 ENV = {"SHOAL_SYNC_INTERVAL": "2"}
@@ -36,8 +42,7 @@ def test_leftover_copies_are_handed_off_then_dropped_never_while_an_owner_is_awa
     s3.put_object(Bucket=BUCKET, Key="a", Body=b"bytes of a")
     s3.put_object(Bucket=BUCKET, Key="b", Body=b"bytes of b, which c will name")
     admin = AdminClient(*locate(cluster.data))
-    owners = list(admin.object_health(BUCKET, "a")["metadata"])
-    apis = {n["name"]: n["api"] for n in admin.status()["nodes"]}
+    owners, apis = metadata_placement(cluster, BUCKET, "a")
     holder = next(n for n in sorted(apis) if n not in owners)
     killed, answering = owners[0], owners[1:]
 

@@ -16,8 +16,14 @@ import time
 
 import pytest
 
-from gateway.adminclient import AdminClient, locate
-from tests.harness import cluster_with_env, error_of, node_call, on_node, wait_until
+from tests.harness import (
+    cluster_with_env,
+    error_of,
+    metadata_placement,
+    node_call,
+    on_node,
+    wait_until,
+)
 
 ENV = {"SHOAL_SYNC_INTERVAL": "1", "SHOAL_TOMBSTONE_GRACE": "2"}
 
@@ -26,13 +32,6 @@ ENV = {"SHOAL_SYNC_INTERVAL": "1", "SHOAL_TOMBSTONE_GRACE": "2"}
 def cluster(tmp_path_factory):
     with cluster_with_env(tmp_path_factory.mktemp("purge") / "data", ENV) as c:
         yield c
-
-
-def placement(cluster, bucket: str, key: str) -> tuple[list[str], dict[str, str]]:
-    """The metadata owners of ``bucket`` (as the gateway sees them) and every node's API."""
-    admin = AdminClient(*locate(cluster.data))
-    owners = list(admin.object_health(bucket, key)["metadata"])
-    return owners, {n["name"]: n["api"] for n in admin.status()["nodes"]}
 
 
 def tombstones(records: list) -> bool:
@@ -50,7 +49,7 @@ def test_a_silent_owner_holds_the_purge_back_and_no_delete_is_undone(cluster):
     for name in deleted:
         s3.delete_object(Bucket=bucket, Key=name)
     keys = [f"o/{bucket}/{n}" for n in deleted]
-    owners, apis = placement(cluster, bucket, kept[0])
+    owners, apis = metadata_placement(cluster, bucket, kept[0])
     assert wait_until(lambda: all(tombstones(on_node(cluster, apis[o], keys))
                                   for o in owners), 20)
 
@@ -85,7 +84,7 @@ def test_a_stale_copy_of_a_purged_object_is_dropped_not_brought_back(cluster):
     s3.create_bucket(Bucket=bucket)
     for name in "abc":
         s3.put_object(Bucket=bucket, Key=name, Body=f"bytes of {name}".encode())
-    owners, apis = placement(cluster, bucket, "a")
+    owners, apis = metadata_placement(cluster, bucket, "a")
     holder = next(n for n in sorted(apis) if n not in owners)
     keys = [f"o/{bucket}/{n}" for n in "abc"]
     rec_a, rec_b, rec_c = on_node(cluster, apis[owners[0]], keys)
