@@ -297,12 +297,11 @@ def metadata_placement(cluster: ShoalCluster, bucket: str, key: str
     return owners, {n["name"]: n["api"] for n in admin.status()["nodes"]}
 
 
-def node_call(cluster: ShoalCluster, call):  # noqa: ANN001, ANN201
-    """``await call(client)`` with a NodeClient holding the cluster's secret."""
-    secret = json.loads((cluster.data / "cluster.json").read_text())["cluster_secret"]
+def with_node_client(secret: bytes, call, **options: object):  # noqa: ANN001, ANN201
+    """``await call(client)`` with a started NodeClient holding ``secret``, closed after."""
 
     async def run():  # noqa: ANN202
-        client = NodeClient(secret.encode())
+        client = NodeClient(secret, **options)  # type: ignore[arg-type]
         await client.start()
         try:
             return await call(client)
@@ -310,6 +309,12 @@ def node_call(cluster: ShoalCluster, call):  # noqa: ANN001, ANN201
             await client.close()
 
     return asyncio.run(run())
+
+
+def node_call(cluster: ShoalCluster, call):  # noqa: ANN001, ANN201
+    """``await call(client)`` with a NodeClient holding the cluster's secret."""
+    secret = json.loads((cluster.data / "cluster.json").read_text())["cluster_secret"]
+    return with_node_client(secret.encode(), call)
 
 
 def on_node(cluster: ShoalCluster, api: str, keys: list[str],

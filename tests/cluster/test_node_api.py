@@ -21,7 +21,7 @@ import pytest
 from cluster.nodeauth import content_hash, sign
 from cluster.nodeclient import NodeClient, NodeRejected, NodeUnavailable, ShardMissing
 from cluster.store import NodeStore
-from tests.harness import digest_by_definition
+from tests.harness import digest_by_definition, with_node_client
 
 T = TypeVar("T")
 SECRET = b"test-cluster-secret"
@@ -98,15 +98,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
 
 
 def with_client(fn: Callable[[NodeClient], Awaitable[T]], **kwargs: Any) -> T:
-    async def main() -> T:
-        client = NodeClient(SECRET, **kwargs)
-        await client.start()
-        try:
-            return await fn(client)
-        finally:
-            await client.close()
-
-    return asyncio.run(main())
+    return with_node_client(SECRET, fn, **kwargs)
 
 
 def rec(ms: int, origin: str = "g1", **fields: Any) -> dict:
