@@ -61,12 +61,15 @@ def cmdlines() -> dict[int, list[str]]:
 def exited(pid: int) -> bool:
     """True once a process has finished exiting. Its cmdline empties when its memory is
     released, before its files (and so its RocksDB lock) are closed; only a zombie or a
-    vanished /proc entry means everything is released."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    vanished /proc entry means everything is released -- for every thread: the main
+    thread turns zombie while RocksDB's threads may still hold the files open."""
+    states = []
+    for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+        try:
+            states.append(stat.read_text().rsplit(")", 1)[1].split()[0])
+        except OSError:
+            continue  # that thread is gone
+    return all(state in ("Z", "X") for state in states)
 
 
 def process_spec(pid: int) -> tuple[list[str], dict[str, str]]:
