@@ -36,7 +36,8 @@ that lacks a key, asked for a record no newer than its mark, can only be looking
 of something deleted -- it was complete (in sync with every owner) when it purged, and
 every write reaches W owners -- so it refuses the record, and the node offering it drops
 its copy instead of pushing it again. That is what catches a former owner returning with
-stale copies, or a copy left on a non-owner. A node that drops its copies of a partition
+stale copies, or a copy left on a non-owner; until then, quorum reads discard such a copy
+by the same rule (cluster/metadata.py). A node that drops its copies of a partition
 forgets the mark first: it no longer holds what the mark vouches for.
 """
 
@@ -190,7 +191,7 @@ class AntiEntropy:
                 old = {k: hlc_of(r) for k, r in tombs if r["hlc"][0] <= cutoff}
                 try:
                     for api in apis:
-                        old = await self._held_or_purged(api, part, old)
+                        old = await self._held_or_purged(api, old)
                 except NodeUnavailable as exc:
                     log.info("purge of %s: tombstones kept, an owner did not answer: %s",
                              part, exc)
@@ -206,17 +207,16 @@ class AntiEntropy:
             self._leftover.discard(part)
         return purged
 
-    async def _held_or_purged(self, api: str, part: str, tombs: dict[str, tuple]
+    async def _held_or_purged(self, api: str, tombs: dict[str, tuple]
                               ) -> dict[str, tuple]:
         """The tombstones of ``tombs`` that the node at ``api`` holds at least as new, or
-        lacks because it purged them (asked after the records: a mark read first could
-        predate a purge and make a purged key look merely missing)."""
+        lacks because it purged them (its answer gives the mark beside each absent one)."""
         if not tombs:
             return tombs
-        theirs = await self.client.meta_get(api, list(tombs))
-        mark = await self.client.purge_mark(api, part)
-        return {k: h for (k, h), t in zip(tombs.items(), theirs, strict=True)
-                if (t is None and h[0] <= mark) or (t is not None and hlc_of(t) >= h)}
+        theirs = await self.client.meta_read(api, list(tombs))
+        return {k: h for (k, h), (raw, mark) in zip(tombs.items(), theirs, strict=True)
+                if (raw is None and h[0] <= mark)
+                or (raw is not None and hlc_of(orjson.loads(raw)) >= h)}
 
     async def drop_handed_off(self, part: str, apis: list[str]) -> None:
         """Drop this non-owner's copies of ``part`` that every owner holds at least as

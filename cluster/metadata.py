@@ -143,14 +143,21 @@ class MetadataReplicator:
                 return
         raise QuorumError(f"metadata write reached {acked} of {need} owners")
 
-    async def get(self, partition: str, key: str) -> Record | None:
-        """The newest record for ``key`` (tombstones included), or None."""
+    async def get(self, partition: str, key: str, strict: bool = False) -> Record | None:
+        """The newest record for ``key`` (tombstones included), or None.
+
+        A copy no newer than the purge mark of an owner that lacks the key is not
+        counted: that owner purged a delete of it, and refuses the copy too
+        (cluster/store.py). Such a copy is left on a node that returns after a long
+        absence until its own anti-entropy drops it."""
         results = await self._gather(partition,
-                                     lambda api: self.client.meta_get_raw(api, [key]))
-        raws = [raw for _, (raw,) in results]
+                                     lambda api: self.client.meta_read(api, [key]), strict)
+        raws = [raw for _, ((raw, _),) in results]
         if all(raw == raws[0] for raw in raws):  # owners agree (most reads): decode once
             return None if raws[0] is None else orjson.loads(raws[0])
+        purged = max(mark for _, ((_, mark),) in results)
         recs = [None if raw is None else orjson.loads(raw) for raw in raws]
+        recs = [None if rec is not None and rec["hlc"][0] <= purged else rec for rec in recs]
         best: Record | None = None
         for rec in recs:
             if rec is not None and newer(rec, best):
@@ -174,9 +181,11 @@ class MetadataReplicator:
 
         ``fields`` (listings) asks the owners for only those fields of each record, and
         for live records only: a delete every owner asked agrees on is not shipped (after
-        a mass delete, tombstones were nearly all of a listing's cost). A key that some
-        owners show and others do not -- a delete or a write not yet everywhere -- is then
-        settled by a quorum read of that key, which sees every acknowledged write.
+        a mass delete, tombstones were nearly all of a listing's cost).
+
+        A key that some owners show and others do not -- a delete or a write not yet
+        everywhere, or a delete one owner purged -- is settled by a quorum read of that
+        key (``get``), which sees every acknowledged write.
         """
         if fields is None:
             results = [(items, truncated, items[-1][0] if truncated and items else None)
@@ -209,11 +218,10 @@ class MetadataReplicator:
         horizon = _horizon(h for _, _, h in results)
         keys = sorted(k for k in merged if horizon is None or k <= horizon)
         resume = None if horizon is None else horizon + "\x00"
-        if fields is not None:
-            doubtful = [k for k in keys if shown[k] < len(results)]
-            settled = await asyncio.gather(*(self.get(partition, k) for k in doubtful))
-            merged.update(zip(doubtful, settled, strict=True))
-            keys = [k for k in keys if merged[k] is not None]
+        doubtful = [k for k in keys if shown[k] < len(results)]
+        settled = await asyncio.gather(*(self.get(partition, k, strict) for k in doubtful))
+        merged.update(zip(doubtful, settled, strict=True))
+        keys = [k for k in keys if merged[k] is not None]
         return [(k, _record(merged[k])) for k in keys], resume  # type: ignore[arg-type]
 
     async def _gather(self, partition: str, call: Callable[[str], Any], strict: bool = False

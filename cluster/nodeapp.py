@@ -15,7 +15,8 @@ Routes (JSON bodies, stdlib json):
 * ``POST /shards/delete`` {"ids": [...]} -> 204.
 * ``POST /meta/put`` {"items": [[key, record], ...]} -> {"applied": [bool, ...]}.
 * ``POST /meta/get`` {"keys": [...]} -> {"records": [record | null, ...]}; with
-  ``"framed": true``, the stored records as they are (cluster.recordframes).
+  ``"framed": true``, the stored records as they are (cluster.recordframes), and with
+  ``"marks": true`` also each absent record's partition purge mark.
 * ``POST /meta/scan`` {"start", "end", "limit", "summary", "fields"} -> {"items",
   "truncated"}; summary drops each record's "inline" field so listings never ship object
   bodies; "fields" (optional) keeps only those fields, plus "hlc" and "deleted" which
@@ -235,7 +236,8 @@ def create_node_app(store: NodeStore, secret: bytes, name: str, zone: str,
         except UnicodeEncodeError as exc:
             raise BadRequest(str(exc)) from None
         if doc.get("framed") is True:  # what NodeClient asks for
-            return Response(recordframes.encode(raws), media_type=recordframes.MEDIA_TYPE)
+            marks = store.purge_marks(keys) if doc.get("marks") is True and None in raws else None
+            return Response(recordframes.encode(raws, marks), media_type=recordframes.MEDIA_TYPE)
         # Stored records are JSON already: spliced, not decoded and encoded again (a
         # 16-block record took 41 µs per round trip through orjson).
         body = b'{"records":[' + b",".join(b"null" if r is None else r for r in raws) + b"]}"

@@ -236,24 +236,31 @@ class NodeClient:
     async def meta_get_raw(self, api: str, keys: list[str]) -> list[bytes | None]:
         """``meta_get`` as each record's stored JSON bytes, for callers that compare
         copies before decoding one."""
+        return [raw for raw, _ in await self._gets.call(api, keys)]
+
+    async def meta_read(self, api: str, keys: list[str]) -> list[tuple[bytes | None, int]]:
+        """``meta_get_raw`` with, beside each absent record, the purge mark of its
+        partition on that node (cluster/store.py; 0 when it never purged, or runs a
+        version that does not say)."""
         return await self._gets.call(api, keys)
 
     async def _meta_put_now(self, api: str, items: list[tuple[str, dict]]) -> list[bool]:
         doc = await self._json(api, "/meta/put", {"items": [[k, r] for k, r in items]})
         return doc["applied"]
 
-    async def _meta_get_now(self, api: str, keys: list[str]) -> list[bytes | None]:
+    async def _meta_get_now(self, api: str, keys: list[str]
+                            ) -> list[tuple[bytes | None, int]]:
         # Readers of one hot object share a batch: each record is asked for once.
         unique = list(dict.fromkeys(keys))
-        doc = orjson.dumps({"keys": unique, "framed": True})
+        doc = orjson.dumps({"keys": unique, "framed": True, "marks": True})
         status, headers, data = await self._call(api, "POST", "/meta/get", doc)
         if status != 200 or headers.get("content-type") != recordframes.MEDIA_TYPE:
             raise NodeRejected(status, data[:200].decode("utf-8", "replace"))
         try:
-            raws = recordframes.decode(data, len(unique))
+            raws, marks = recordframes.decode(data, len(unique))
         except ValueError as exc:
             raise NodeRejected(status, str(exc)) from None
-        found = dict(zip(unique, raws, strict=True))
+        found = dict(zip(unique, zip(raws, marks, strict=True), strict=True))
         return [found[k] for k in keys]
 
     async def meta_scan(

@@ -618,6 +618,10 @@ class NodeStore:
         this node; 0 when it never purged, or dropped its copies since."""
         return self._purged.get(partition, 0)
 
+    def purge_marks(self, keys: list[str]) -> list[int]:
+        """Each key's partition purge mark (0 for a key outside the layout)."""
+        return [self._purged.get(partition_of(k), 0) for k in keys]
+
     async def meta_purge(self, partition: str, items: list[tuple[str, tuple[int, int, str]]],
                          mark: int) -> int:
         """Delete each tombstone of ``partition`` still stored with the given hlc, and

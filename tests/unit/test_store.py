@@ -262,6 +262,9 @@ def test_purge_deletes_only_current_tombstones_and_raises_the_mark_with_them(
         assert await store.meta_get(["o/b/t", "o/b/m", "o/b/l", "o/c/t"]) == [
             None, marker, live, tomb]
         assert (store.purge_mark("b"), store.purge_mark("c")) == (5, 0)
+        # What a read answers beside an absent record: its partition's mark, by key.
+        assert store.purge_marks(["o/b/t", "v/b/x\0v1", "o/c/t", "o/bb/t", "junk"]) == [
+            5, 5, 0, 0, 0]
         assert await store.meta_digests(["o/b/", "o/b0"]) == [digest_by_definition(
             {"o/b/u": {**live, "hlc": [6, 0, "g"]}, "o/b/m": marker, "o/b/l": live})]
         # A stale copy of a purged key is refused; a newer write of it, or an old one in
