@@ -38,6 +38,7 @@ STATUS: dict[str, int] = {
     "InvalidPolicyDocument": 400,
     "InvalidRange": 416,
     "InvalidRequest": 400,
+    "InvalidStorageClass": 400,
     "InvalidTag": 400,
     "KeyTooLongError": 400,
     "MalformedPolicy": 400,

@@ -7,6 +7,10 @@
   declare a Content-Length of at most ``xmlio.MAX_XML_BODY``; a larger or undeclared
   body is refused before it is read, so a client cannot make the gateway buffer it.
   Object bodies are streamed and bounded by body.MAX_SINGLE_PUT / the part size.
+* ``x-amz-storage-class`` must name a class S3 knows: InvalidStorageClass otherwise. Every
+  object is stored alike (the bucket's erasure-coding policy) and listed as STANDARD,
+  so a known class is accepted and changes nothing: clients that ask for, say, GLACIER_IR
+  keep working and read their objects back at once.
 """
 
 from __future__ import annotations
@@ -18,6 +22,11 @@ from gateway.xmlio import MAX_XML_BODY
 
 MAX_HEADER_BYTES = 16 * 1024
 MAX_USER_METADATA = 2 * 1024
+STORAGE_CLASSES = frozenset({  # botocore's StorageClass enum (tests/s3/test_unsupported.py)
+    b"STANDARD", b"REDUCED_REDUNDANCY", b"STANDARD_IA", b"ONEZONE_IA", b"INTELLIGENT_TIERING",
+    b"GLACIER", b"DEEP_ARCHIVE", b"OUTPOSTS", b"GLACIER_IR", b"SNOW", b"EXPRESS_ONEZONE",
+    b"FSX_OPENZFS", b"FSX_ONTAP", b"AWS_BACKUP_WARM", b"AWS_BACKUP_LOW_COST_WARM",
+})
 BUFFERED_BODY_OPERATIONS = frozenset({
     "CreateBucket", "DeleteObjects", "CompleteMultipartUpload", "PutBucketEncryption",
 })
@@ -28,8 +37,13 @@ def check_headers(headers: Sequence[tuple[bytes, bytes]]) -> None:
     for name, value in headers:
         size = len(name) + len(value)
         total += size
-        if name.lower().startswith(b"x-amz-meta-"):
+        lowered = name.lower()
+        if lowered.startswith(b"x-amz-meta-"):
             meta += size - len(b"x-amz-meta-")
+        elif lowered == b"x-amz-storage-class" and value not in STORAGE_CLASSES:
+            raise S3Error("InvalidStorageClass",
+                          "The storage class you specified is not valid.",
+                          StorageClassRequested=value.decode("latin-1"))
     if total > MAX_HEADER_BYTES:
         raise S3Error("RequestHeaderSectionTooLarge",
                       "Your request header section exceeds the maximum allowed size.",

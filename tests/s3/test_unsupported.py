@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from gateway.limits import STORAGE_CLASSES
 from tests.s3.util import error_doc, signed_get
 
 CALLS = {
@@ -56,3 +57,23 @@ def test_unknown_sub_resource_and_method(cluster, s3):
     status, _, body = signed_get(cluster, "/unsupported/k", method="POST")
     assert status == 501 and b"<Code>NotImplemented</Code>" in body
     assert s3.get_object(Bucket="unsupported", Key="k")["Body"].read() == b"unchanged"
+
+
+def test_storage_classes_are_the_ones_s3_knows(s3):
+    """Every class is stored alike and listed as STANDARD, so a known one is accepted;
+    an unknown one is InvalidStorageClass, on each operation that takes one, and stores
+    nothing."""
+    model = s3.meta.service_model.shape_for("StorageClass").enum
+    assert {c.encode() for c in model} == STORAGE_CLASSES
+    s3.put_object(Bucket="unsupported", Key="cold", Body=b"cold", StorageClass="GLACIER_IR")
+    assert s3.get_object(Bucket="unsupported", Key="cold")["Body"].read() == b"cold"
+    source = {"Bucket": "unsupported", "Key": "k"}
+    for call, args in (
+            (s3.put_object, {"Key": "bad", "Body": b"x"}),
+            (s3.copy_object, {"Key": "bad", "CopySource": source}),
+            (s3.create_multipart_upload, {"Key": "bad"})):
+        err = error_doc(call, Bucket="unsupported", StorageClass="COLD_AS_ICE", **args)
+        assert (err["Code"], err["Status"]) == ("InvalidStorageClass", 400)
+        assert err["StorageClassRequested"] == "COLD_AS_ICE"
+    assert error_doc(s3.head_object, Bucket="unsupported", Key="bad")["Status"] == 404
+    assert s3.list_multipart_uploads(Bucket="unsupported").get("Uploads", []) == []
