@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.limits import STORAGE_CLASSES
+from tests.harness import http
 from tests.s3.util import error_doc, signed_get
 
 CALLS = {
@@ -77,3 +78,13 @@ def test_storage_classes_are_the_ones_s3_knows(s3):
         assert err["StorageClassRequested"] == "COLD_AS_ICE"
     assert error_doc(s3.head_object, Bucket="unsupported", Key="bad")["Status"] == 404
     assert s3.list_multipart_uploads(Bucket="unsupported").get("Uploads", []) == []
+
+
+def test_an_acl_header_on_a_write_grants_nothing(cluster, s3):
+    """Permissions are per access key and bucket (and a bucket policy): a canned ACL sent
+    with a write is accepted and makes nothing public. (S3, with ACLs disabled, refuses
+    one other than bucket-owner-full-control; tools that always send one would break.)"""
+    s3.put_object(Bucket="unsupported", Key="acl", Body=b"mine", ACL="public-read")
+    assert s3.get_object(Bucket="unsupported", Key="acl")["Body"].read() == b"mine"
+    status, _, body = http("GET", f"{cluster.endpoint}/unsupported/acl")
+    assert status == 403 and b"<Code>AccessDenied</Code>" in body
