@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import re
 from typing import TYPE_CHECKING
@@ -16,6 +18,8 @@ if TYPE_CHECKING:
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 OWNER = [("ID", "shoal"), ("DisplayName", "shoal")]
+REGION = "us-east-1"  # Shoal has one region; S3 clients expect this one by default
+MAX_BUCKETS = 10_000  # a page when a client pages (S3's default and largest)
 
 
 def check_bucket_name(name: str) -> None:
@@ -36,13 +40,49 @@ def check_bucket_name(name: str) -> None:
 
 
 async def list_buckets(req: S3Request) -> Response:
+    """Every bucket the key may read; paged, as S3 since 2024, when the client asks
+    (max-buckets, continuation-token, prefix, bucket-region), else all in one answer."""
+    limit, after, prefix, region = _paging(req.query)
     principal = req.principal
-    entries = [
-        ("Bucket", [("Name", b.name), ("CreationDate", iso8601(b.created))])
-        for b in await req.catalog.buckets()
+    names = sorted(
+        (b.name, b.created) for b in await req.catalog.buckets()
         if principal is not None and principal.allows(b.name, "read")
-    ]
-    return xml_response("ListAllMyBucketsResult", [("Owner", OWNER), ("Buckets", entries)])
+        and b.name.startswith(prefix) and b.name > after and region in (None, REGION))
+    page = names if limit is None else names[:limit]
+    fields: list = [("Buckets", [
+        ("Bucket", [("Name", name), ("CreationDate", iso8601(created)),
+                    ("BucketRegion", REGION)]) for name, created in page]),
+        ("Owner", OWNER)]
+    if len(page) < len(names):
+        fields.append(("ContinuationToken", _token(page[-1][0])))
+    if prefix:
+        fields.append(("Prefix", prefix))
+    return xml_response("ListAllMyBucketsResult", fields)
+
+
+def _paging(query: dict[str, str]) -> tuple[int | None, str, str, str | None]:
+    """(page size or None for all, name to list after, prefix, region) of ListBuckets."""
+    raw = query.get("max-buckets")
+    token = query.get("continuation-token")
+    paged = raw is not None or token is not None or "prefix" in query or "bucket-region" in query
+    limit = MAX_BUCKETS if paged else None
+    if raw is not None:
+        if not raw.isdigit() or not 1 <= int(raw) <= MAX_BUCKETS:
+            raise S3Error("InvalidArgument", f"max-buckets must be an integer from 1 to "
+                          f"{MAX_BUCKETS}", ArgumentName="max-buckets", ArgumentValue=raw)
+        limit = int(raw)
+    after = ""
+    if token:
+        try:
+            after = base64.b64decode(token.encode(), altchars=b"-_", validate=True).decode()
+        except (binascii.Error, UnicodeError, ValueError):
+            raise S3Error("InvalidArgument", "The continuation token provided is incorrect",
+                          ArgumentName="continuation-token") from None
+    return limit, after, query.get("prefix", ""), query.get("bucket-region")
+
+
+def _token(name: str) -> str:
+    return base64.urlsafe_b64encode(name.encode()).decode()
 
 
 async def create_bucket(req: S3Request) -> Response:
@@ -73,7 +113,7 @@ async def create_bucket(req: S3Request) -> Response:
 
 async def head_bucket(req: S3Request) -> Response:
     await req.catalog.bucket(req.bucket)
-    return Response(status_code=200, headers={"x-amz-bucket-region": "us-east-1"})
+    return Response(status_code=200, headers={"x-amz-bucket-region": REGION})
 
 
 async def delete_bucket(req: S3Request) -> Response:

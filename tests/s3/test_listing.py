@@ -152,6 +152,31 @@ def test_get_bucket_location(s3):
     assert error_of(s3.get_bucket_location, Bucket="no-such-bucket") == ("NoSuchBucket", 404)
 
 
+def test_list_buckets_pages_when_asked(cluster, s3):
+    names = ["paged-a", "paged-b", "paged-c", "paged-d", "paged-e"]
+    for name in reversed(names):
+        s3.create_bucket(Bucket=name)
+    whole = s3.list_buckets()
+    assert "ContinuationToken" not in whole  # unpaged: every bucket in one answer
+    assert set(names) <= {b["Name"] for b in whole["Buckets"]}
+
+    pages = list(s3.get_paginator("list_buckets").paginate(
+        Prefix="paged-", PaginationConfig={"PageSize": 2}))
+    assert [[b["Name"] for b in p["Buckets"]] for p in pages] == [names[:2], names[2:4],
+                                                                   names[4:]]
+    assert [p.get("Prefix") for p in pages] == ["paged-"] * 3
+    assert ["ContinuationToken" in p for p in pages] == [True, True, False]
+    assert {b["BucketRegion"] for p in pages for b in p["Buckets"]} == {"us-east-1"}
+    assert s3.list_buckets(Prefix="paged-", BucketRegion="eu-west-1")["Buckets"] == []
+    here = s3.list_buckets(Prefix="paged-", BucketRegion="us-east-1")["Buckets"]
+    assert [b["Name"] for b in here] == names
+
+    for query in ("max-buckets=0", "max-buckets=10001", "max-buckets=two",
+                  "continuation-token=%25%25%25"):
+        status, _, body = signed_get(cluster, f"/?{query}")
+        assert status == 400 and b"<Code>InvalidArgument</Code>" in body, query
+
+
 def test_get_object_attributes(s3):
     data = os.urandom(1000)
     s3.put_object(Bucket="lists", Key="attrs", Body=data, ChecksumAlgorithm="CRC32")
