@@ -279,9 +279,11 @@ def test_a_node_joins_and_rebalance_evens_out_old_data(cluster, load):
         if on_new:
             break
         time.sleep(5)
-    moved = admin(cluster, "repair")["rebalance"]["slots_moved"]
+    report = admin(cluster, "repair")
+    moved = report["rebalance"]["slots_moved"]
+    passes = {n: r.get("rebalance") for n, r in report["nodes"].items()}  # if it fails
     # About 1/7 of the old shards belong on the 7th node now, and only those move.
-    assert 0 < on_new <= moved < 0.3 * total, (on_new, moved, total)
+    assert 0 < on_new <= moved < 0.3 * total, (on_new, moved, total, passes)
     record({"join_7th_node_shards_moved_fraction": round(moved / total, 3),
             "join_7th_node_shards_total": total})
     verify(load)
