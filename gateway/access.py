@@ -35,6 +35,8 @@ REQUIRED: dict[str, str | None] = {
     "GetBucketTagging": "read",
     "GetBucketCors": "read",
     "GetBucketWebsite": "read",
+    "GetBucketAcl": "read",
+    "GetObjectAcl": "read",
     "PutObject": "write",
     "DeleteObject": "write",
     "DeleteObjects": "write",
@@ -60,6 +62,8 @@ REQUIRED: dict[str, str | None] = {
     "DeleteBucketCors": "owner",
     "PutBucketWebsite": "owner",
     "DeleteBucketWebsite": "owner",
+    "PutBucketAcl": "owner",
+    "PutObjectAcl": "owner",
     "Options": None,  # a CORS preflight carries no credentials; CORS rules decide
 }
 

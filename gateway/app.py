@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from cluster.membership import Membership
 from cluster.nodeclient import NodeClient
 from gateway import (
+    acl,
     admin,
     attributes,
     bucketpolicy,
@@ -122,6 +123,10 @@ OPERATIONS: dict[str, Handler] = {
     "GetBucketEncryption": encryption.get_bucket_encryption,
     "PutBucketEncryption": encryption.put_bucket_encryption,
     "DeleteBucketEncryption": encryption.delete_bucket_encryption,
+    "GetBucketAcl": acl.get_bucket_acl,
+    "PutBucketAcl": acl.put_bucket_acl,
+    "GetObjectAcl": acl.get_object_acl,
+    "PutObjectAcl": acl.put_object_acl,
 }
 
 

@@ -12,6 +12,7 @@ from xml.sax.saxutils import escape
 from starlette.responses import Response
 
 STATUS: dict[str, int] = {
+    "AccessControlListNotSupported": 400,
     "AccessDenied": 403,
     "AccessForbidden": 403,
     "AuthorizationHeaderMalformed": 400,
@@ -41,6 +42,7 @@ STATUS: dict[str, int] = {
     "InvalidStorageClass": 400,
     "InvalidTag": 400,
     "KeyTooLongError": 400,
+    "MalformedACLError": 400,
     "MalformedPolicy": 400,
     "MalformedPOSTRequest": 400,
     "MalformedXML": 400,

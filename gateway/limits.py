@@ -11,6 +11,9 @@
   object is stored alike (the bucket's erasure-coding policy) and listed as STANDARD,
   so a known class is accepted and changes nothing: clients that ask for, say, GLACIER_IR
   keep working and read their objects back at once.
+* ``x-amz-acl`` may only be ``private`` or ``bucket-owner-full-control``, and no
+  ``x-amz-grant-*`` header is taken: ACLs grant nothing here (gateway/acl.py), so one that
+  asks for more is AccessControlListNotSupported rather than silently ignored.
 """
 
 from __future__ import annotations
@@ -27,8 +30,10 @@ STORAGE_CLASSES = frozenset({  # botocore's StorageClass enum (tests/s3/test_uns
     b"GLACIER", b"DEEP_ARCHIVE", b"OUTPOSTS", b"GLACIER_IR", b"SNOW", b"EXPRESS_ONEZONE",
     b"FSX_OPENZFS", b"FSX_ONTAP", b"AWS_BACKUP_WARM", b"AWS_BACKUP_LOW_COST_WARM",
 })
+CANNED_ACLS = frozenset({b"private", b"bucket-owner-full-control"})
 BUFFERED_BODY_OPERATIONS = frozenset({
     "CreateBucket", "DeleteObjects", "CompleteMultipartUpload", "PutBucketEncryption",
+    "PutBucketAcl", "PutObjectAcl",
 })
 
 
@@ -40,6 +45,9 @@ def check_headers(headers: Sequence[tuple[bytes, bytes]]) -> None:
         lowered = name.lower()
         if lowered.startswith(b"x-amz-meta-"):
             meta += size - len(b"x-amz-meta-")
+        elif (lowered == b"x-amz-acl" and value not in CANNED_ACLS
+              or lowered.startswith(b"x-amz-grant-")):
+            raise acl_not_supported()
         elif lowered == b"x-amz-storage-class" and value not in STORAGE_CLASSES:
             raise S3Error("InvalidStorageClass",
                           "The storage class you specified is not valid.",
@@ -51,6 +59,10 @@ def check_headers(headers: Sequence[tuple[bytes, bytes]]) -> None:
     if meta > MAX_USER_METADATA:
         raise S3Error("MetadataTooLarge", "Your metadata headers exceed the maximum allowed "
                       "metadata size.", MaxSizeAllowed=str(MAX_USER_METADATA))
+
+
+def acl_not_supported() -> S3Error:
+    return S3Error("AccessControlListNotSupported", "The bucket does not allow ACLs")
 
 
 def check_body(operation: str, headers: Mapping[str, str]) -> None:

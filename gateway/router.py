@@ -13,7 +13,7 @@ from gateway.errors import S3Error
 
 # Sub-resources S3 defines that Shoal does not serve yet: each answers 501.
 UNSUPPORTED_SUBRESOURCES = frozenset({
-    "abac", "accelerate", "acl", "analytics", "annotation",
+    "abac", "accelerate", "analytics", "annotation",
     "intelligent-tiering", "inventory", "legal-hold", "lifecycle", "logging",
     "metadataAnnotationTable", "metadataConfiguration", "metadataInventoryTable",
     "metadataJournalTable", "metadataTable", "metrics", "notification", "object-lock",
@@ -60,6 +60,8 @@ def _bucket_operation(method: str, query: Mapping[str, str],
     if "tagging" in query:
         return {"GET": "GetBucketTagging", "PUT": "PutBucketTagging",
                 "DELETE": "DeleteBucketTagging"}.get(method)
+    if "acl" in query:
+        return {"GET": "GetBucketAcl", "PUT": "PutBucketAcl"}.get(method)
     for name, config in BUCKET_CONFIGS.items():
         if name in query and method in ("GET", "PUT", "DELETE"):
             return method.title() + config
@@ -84,6 +86,8 @@ def _object_operation(method: str, query: Mapping[str, str],
     if "tagging" in query:
         return {"GET": "GetObjectTagging", "PUT": "PutObjectTagging",
                 "DELETE": "DeleteObjectTagging"}.get(method)
+    if "acl" in query:
+        return {"GET": "GetObjectAcl", "PUT": "PutObjectAcl"}.get(method)
     if method == "GET":
         if "attributes" in query:
             return "GetObjectAttributes"

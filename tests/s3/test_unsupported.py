@@ -6,12 +6,9 @@ from __future__ import annotations
 import pytest
 
 from gateway.limits import STORAGE_CLASSES
-from tests.harness import http
 from tests.s3.util import error_doc, signed_get
 
 CALLS = {
-    "get_bucket_acl": {},
-    "put_bucket_acl": {"ACL": "public-read"},
     "get_bucket_lifecycle_configuration": {},
     "get_bucket_logging": {},
     "get_bucket_notification_configuration": {},
@@ -25,8 +22,6 @@ CALLS = {
     "list_bucket_inventory_configurations": {},
     "list_bucket_analytics_configurations": {},
     "list_bucket_intelligent_tiering_configurations": {},
-    "get_object_acl": {"Key": "k"},
-    "put_object_acl": {"Key": "k", "ACL": "public-read"},
     "get_object_retention": {"Key": "k"},
     "get_object_legal_hold": {"Key": "k"},
     "get_object_torrent": {"Key": "k"},
@@ -79,12 +74,3 @@ def test_storage_classes_are_the_ones_s3_knows(s3):
     assert error_doc(s3.head_object, Bucket="unsupported", Key="bad")["Status"] == 404
     assert s3.list_multipart_uploads(Bucket="unsupported").get("Uploads", []) == []
 
-
-def test_an_acl_header_on_a_write_grants_nothing(cluster, s3):
-    """Permissions are per access key and bucket (and a bucket policy): a canned ACL sent
-    with a write is accepted and makes nothing public. (S3, with ACLs disabled, refuses
-    one other than bucket-owner-full-control; tools that always send one would break.)"""
-    s3.put_object(Bucket="unsupported", Key="acl", Body=b"mine", ACL="public-read")
-    assert s3.get_object(Bucket="unsupported", Key="acl")["Body"].read() == b"mine"
-    status, _, body = http("GET", f"{cluster.endpoint}/unsupported/acl")
-    assert status == 403 and b"<Code>AccessDenied</Code>" in body

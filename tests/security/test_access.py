@@ -115,6 +115,10 @@ def test_a_key_without_permission_is_denied_every_operation(small_cluster, admin
         "PutBucketWebsite": lambda: stranger.put_bucket_website(
             Bucket=b, WebsiteConfiguration={"IndexDocument": {"Suffix": "index.html"}}),
         "DeleteBucketWebsite": lambda: stranger.delete_bucket_website(Bucket=b),
+        "GetBucketAcl": lambda: stranger.get_bucket_acl(Bucket=b),
+        "PutBucketAcl": lambda: stranger.put_bucket_acl(Bucket=b, ACL="private"),
+        "GetObjectAcl": lambda: stranger.get_object_acl(Bucket=b, Key=k),
+        "PutObjectAcl": lambda: stranger.put_object_acl(Bucket=b, Key=k, ACL="private"),
     }
     form = stranger.generate_presigned_post(b, "posted")  # PostObject: a browser form
     status, _, answer = post_form(form, b"evil")
