@@ -59,6 +59,15 @@ def sync_passes(cluster, node: str) -> int:  # noqa: ANN001
     return 0 if sync.get("running") else sync.get("passes", 0)
 
 
+def filled_bucket(cluster, bucket: str, names: str):  # noqa: ANN001, ANN201
+    """A client, and a new bucket holding one small object per name ("bytes of NAME")."""
+    s3 = cluster.client()
+    s3.create_bucket(Bucket=bucket)
+    for name in names:
+        s3.put_object(Bucket=bucket, Key=name, Body=f"bytes of {name}".encode())
+    return s3
+
+
 def tombstones(records: list) -> bool:
     return all(r is not None and r["deleted"] for r in records)
 
@@ -105,10 +114,7 @@ def test_a_silent_owner_holds_the_purge_back_and_no_delete_is_undone(cluster):
 
 def test_a_stale_copy_of_a_purged_object_is_dropped_not_brought_back(cluster):
     bucket = "purge-stale"
-    s3 = cluster.client()
-    s3.create_bucket(Bucket=bucket)
-    for name in "abc":
-        s3.put_object(Bucket=bucket, Key=name, Body=f"bytes of {name}".encode())
+    s3 = filled_bucket(cluster, bucket, "abc")
     owners, apis = metadata_placement(cluster, bucket, "a")
     holder = next(n for n in sorted(apis) if n not in owners)
     keys = [f"o/{bucket}/{n}" for n in "abc"]
@@ -141,10 +147,7 @@ def test_a_stale_copy_of_a_purged_object_is_dropped_not_brought_back(cluster):
 
 def test_an_owner_back_with_a_stale_copy_cannot_serve_a_purged_delete(cluster):
     bucket = "purge-return"
-    s3 = cluster.client()
-    s3.create_bucket(Bucket=bucket)
-    for name in "ac":
-        s3.put_object(Bucket=bucket, Key=name, Body=f"bytes of {name}".encode())
+    s3 = filled_bucket(cluster, bucket, "ac")
     owners, apis = metadata_placement(cluster, bucket, "a")
     back = owners[0]  # the owner every read asks first
     keys = [f"o/{bucket}/a", f"o/{bucket}/c"]

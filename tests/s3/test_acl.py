@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests.harness import http
-from tests.s3.util import error_doc, signed_get
+from tests.s3.util import client_with_object, error_doc, signed_get
 
 OWNER = {"ID": "shoal", "DisplayName": "shoal"}
 ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
@@ -15,10 +15,7 @@ ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
 
 @pytest.fixture(scope="module")
 def s3(cluster):
-    s3 = cluster.client()
-    s3.create_bucket(Bucket="acls")
-    s3.put_object(Bucket="acls", Key="k", Body=b"mine")
-    return s3
+    return client_with_object(cluster, "acls", b"mine")
 
 
 def policy(*grants: dict) -> dict:

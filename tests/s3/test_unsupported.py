@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.limits import STORAGE_CLASSES
-from tests.s3.util import error_doc, signed_get
+from tests.s3.util import client_with_object, error_doc, signed_get
 
 CALLS = {
     "get_bucket_lifecycle_configuration": {},
@@ -31,10 +31,7 @@ CALLS = {
 
 @pytest.fixture(scope="module")
 def s3(cluster):
-    s3 = cluster.client()
-    s3.create_bucket(Bucket="unsupported")
-    s3.put_object(Bucket="unsupported", Key="k", Body=b"unchanged")
-    return s3
+    return client_with_object(cluster, "unsupported", b"unchanged")
 
 
 @pytest.mark.parametrize("call", sorted(CALLS))

@@ -14,6 +14,14 @@ def error_doc(call, *args, **kwargs) -> dict:  # noqa: ANN001
             "Status": info.value.response["ResponseMetadata"]["HTTPStatusCode"]}
 
 
+def client_with_object(cluster, bucket: str, body: bytes):  # noqa: ANN001, ANN201
+    """A boto3 client, after creating ``bucket`` holding ``body`` at key "k"."""
+    s3 = cluster.client()
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="k", Body=body)
+    return s3
+
+
 def signed_get(cluster, path: str, method: str = "GET"  # noqa: ANN001
                ) -> tuple[int, dict[str, str], bytes]:
     """A header-signed request (GET unless told) of exactly ``path`` (with its query; or a whole URL): botocore's
