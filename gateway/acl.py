@@ -4,8 +4,8 @@ Permissions in Shoal are per access key and bucket (gateway/access.py), plus a b
 policy; an ACL grants nothing. So, as S3 with Object Ownership "bucket owner enforced":
 
 * GetBucketAcl and GetObjectAcl answer the owner's FULL_CONTROL, and nothing else;
-* PutBucketAcl and PutObjectAcl, and the ``x-amz-acl`` / ``x-amz-grant-*`` headers of any
-  request, are accepted only when they ask for what already holds -- the canned
+* PutBucketAcl and PutObjectAcl, the ``x-amz-acl`` / ``x-amz-grant-*`` headers of any
+  request, and those fields of a browser form (gateway/limits.py), are accepted only when they ask for what already holds -- the canned
   ``private`` or ``bucket-owner-full-control``, or a document granting the owner
   FULL_CONTROL alone -- and are otherwise 400 AccessControlListNotSupported, changing
   nothing. (S3 refuses ``private`` too; accepting it keeps older tools that always send

@@ -65,6 +65,14 @@ def acl_not_supported() -> S3Error:
     return S3Error("AccessControlListNotSupported", "The bucket does not allow ACLs")
 
 
+def check_acl_fields(fields: Mapping[str, str]) -> None:
+    """The ACL rule of ``check_headers``, for a browser form's (lower-case) fields."""
+    for name, value in fields.items():
+        if (name == "acl" and value.encode() not in CANNED_ACLS
+                or name.startswith("x-amz-grant-")):
+            raise acl_not_supported()
+
+
 def check_body(operation: str, headers: Mapping[str, str]) -> None:
     if operation not in BUFFERED_BODY_OPERATIONS:
         return

@@ -38,6 +38,7 @@ from gateway.access import authorize
 from gateway.blockstore import BlockWriter
 from gateway.errors import S3Error
 from gateway.formdata import Form, FormReader, boundary_of
+from gateway.limits import check_acl_fields
 from gateway.objects import INLINE_MAX, STORED_HEADERS
 from gateway.records import ObjectRecord
 from gateway.sigv4 import ALGORITHM, derive_signing_key, hmac_hex, signatures_equal
@@ -224,6 +225,7 @@ async def post_object(req: S3Request) -> Response:
     if not key or len(key.encode()) > 1024:
         raise S3Error("KeyTooLongError" if key else "InvalidArgument", "Invalid key")
     low, high = check_conditions(conditions, values)
+    check_acl_fields(values)
     policy = StoragePolicy.from_dict(bucket.policy)
     size, etag, inline, blocks = await _store(req, reader.file_chunks(), policy, low, high)
     fields: dict[str, Any] = values

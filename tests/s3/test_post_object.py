@@ -128,11 +128,23 @@ def test_policy_violations_store_nothing(s3):
     assert (status, code(body)) == (403, "AccessDenied") and b"expired" in body
     status, _, body = form_post(post["url"], post["fields"], None)
     assert (status, code(body)) == (400, "IncorrectNumberOfFilesInPostRequest")
+    public = s3.generate_presigned_post("forms", "public", Fields={"acl": "public-read"},
+                                        Conditions=[{"acl": "public-read"}])
+    status, _, body = form_post(public["url"], public["fields"], b"x")
+    assert (status, code(body)) == (400, "AccessControlListNotSupported")
     anonymous = {"key": "anon"}
     status, _, body = form_post(post["url"], anonymous, b"x")
     assert (status, code(body)) == (403, "AccessDenied")
-    for key in ("limited", "limited-big", "elsewhere", "late", "anon"):
+    for key in ("limited", "limited-big", "elsewhere", "late", "public", "anon"):
         assert s3.list_objects_v2(Bucket="forms", Prefix=key).get("KeyCount") == 0, key
+
+
+def test_a_private_acl_field_is_accepted(s3):
+    post = s3.generate_presigned_post("forms", "private", Fields={"acl": "private"},
+                                      Conditions=[{"acl": "private"}])
+    status, _, _ = form_post(post["url"], post["fields"], b"x")
+    assert status == 204
+    assert s3.get_object(Bucket="forms", Key="private")["Body"].read() == b"x"
 
 
 def test_form_to_missing_bucket(s3):
