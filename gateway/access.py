@@ -37,6 +37,7 @@ REQUIRED: dict[str, str | None] = {
     "GetBucketWebsite": "read",
     "GetBucketAcl": "read",
     "GetObjectAcl": "read",
+    "GetBucketOwnershipControls": "read",
     "PutObject": "write",
     "DeleteObject": "write",
     "DeleteObjects": "write",
@@ -64,6 +65,8 @@ REQUIRED: dict[str, str | None] = {
     "DeleteBucketWebsite": "owner",
     "PutBucketAcl": "owner",
     "PutObjectAcl": "owner",
+    "PutBucketOwnershipControls": "owner",
+    "DeleteBucketOwnershipControls": "owner",
     "Options": None,  # a CORS preflight carries no credentials; CORS rules decide
 }
 

@@ -10,6 +10,9 @@ policy; an ACL grants nothing. So, as S3 with Object Ownership "bucket owner enf
   FULL_CONTROL alone -- and are otherwise 400 AccessControlListNotSupported, changing
   nothing. (S3 refuses ``private`` too; accepting it keeps older tools that always send
   it working, and it means exactly what Shoal does.)
+* GetBucketOwnershipControls answers BucketOwnerEnforced; PutBucketOwnershipControls
+  takes that setting and no other, and DeleteBucketOwnershipControls (which would turn
+  ACLs on) stays 501: Shoal cannot enable ACLs.
 """
 
 from __future__ import annotations
@@ -88,3 +91,30 @@ def _owner_full_control(grant: Element) -> bool:
 
 def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
+
+
+ENFORCED = "BucketOwnerEnforced"
+
+
+async def get_ownership_controls(req: S3Request) -> Response:
+    await req.catalog.bucket(req.bucket)
+    return xml_response("OwnershipControls", [("Rule", [("ObjectOwnership", ENFORCED)])])
+
+
+async def put_ownership_controls(req: S3Request) -> Response:
+    await req.catalog.bucket(req.bucket)
+    root = parse_xml(await req.request.body())
+    settings = [(e.text or "").strip() for e in root.iter() if _local(e.tag) == "ObjectOwnership"]
+    if _local(root.tag) != "OwnershipControls" or not settings:
+        raise S3Error("MalformedXML", "The XML you provided was not well-formed or did not "
+                      "validate against our published schema")
+    if any(s != ENFORCED for s in settings):
+        raise S3Error("NotImplemented", "Shoal serves buckets with ACLs disabled only "
+                      f"(ObjectOwnership {ENFORCED})")
+    return Response(status_code=200)
+
+
+async def delete_ownership_controls(req: S3Request) -> Response:
+    await req.catalog.bucket(req.bucket)
+    raise S3Error("NotImplemented", "Deleting ownership controls would enable ACLs, which "
+                  "Shoal does not serve")

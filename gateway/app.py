@@ -127,6 +127,9 @@ OPERATIONS: dict[str, Handler] = {
     "PutBucketAcl": acl.put_bucket_acl,
     "GetObjectAcl": acl.get_object_acl,
     "PutObjectAcl": acl.put_object_acl,
+    "GetBucketOwnershipControls": acl.get_ownership_controls,
+    "PutBucketOwnershipControls": acl.put_ownership_controls,
+    "DeleteBucketOwnershipControls": acl.delete_ownership_controls,
 }
 
 

@@ -33,7 +33,7 @@ STORAGE_CLASSES = frozenset({  # botocore's StorageClass enum (tests/s3/test_uns
 CANNED_ACLS = frozenset({b"private", b"bucket-owner-full-control"})
 BUFFERED_BODY_OPERATIONS = frozenset({
     "CreateBucket", "DeleteObjects", "CompleteMultipartUpload", "PutBucketEncryption",
-    "PutBucketAcl", "PutObjectAcl",
+    "PutBucketAcl", "PutObjectAcl", "PutBucketOwnershipControls",
 })
 
 

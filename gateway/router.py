@@ -17,7 +17,7 @@ UNSUPPORTED_SUBRESOURCES = frozenset({
     "intelligent-tiering", "inventory", "legal-hold", "lifecycle", "logging",
     "metadataAnnotationTable", "metadataConfiguration", "metadataInventoryTable",
     "metadataJournalTable", "metadataTable", "metrics", "notification", "object-lock",
-    "ownershipControls", "policyStatus", "publicAccessBlock", "renameObject",
+    "policyStatus", "publicAccessBlock", "renameObject",
     "replication", "requestPayment", "restore", "retention", "select", "session",
     "torrent",
 })
@@ -25,7 +25,8 @@ UNSUPPORTED_SUBRESOURCES = frozenset({
 # key they answer 501 (never falling through to PutObject/GetObject). A method without
 # a handler (DeleteBucketVersioning) answers 501 from the operation table.
 BUCKET_CONFIGS = {"policy": "BucketPolicy", "cors": "BucketCors", "website": "BucketWebsite",
-                  "encryption": "BucketEncryption", "versioning": "BucketVersioning"}
+                  "encryption": "BucketEncryption", "versioning": "BucketVersioning",
+                  "ownershipControls": "BucketOwnershipControls"}
 
 
 def is_form_upload(method: str, key: str, headers: Mapping[str, str]) -> bool:

@@ -65,3 +65,14 @@ def test_writes_granting_more_are_refused_and_change_nothing(cluster, s3):
     assert status == 403 and b"<Code>AccessDenied</Code>" in body
     status, _, body = signed_get(cluster, "/acls/k?acl", method="PUT")  # neither header nor body
     assert status == 400 and b"<Code>MissingSecurityHeader</Code>" in body
+
+
+def test_ownership_controls_say_acls_are_disabled(s3):
+    enforced = {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    assert s3.get_bucket_ownership_controls(Bucket="acls")["OwnershipControls"] == enforced
+    s3.put_bucket_ownership_controls(Bucket="acls", OwnershipControls=enforced)
+    for setting in ("ObjectWriter", "BucketOwnerPreferred"):
+        err = error_doc(s3.put_bucket_ownership_controls, Bucket="acls", OwnershipControls={
+            "Rules": [{"ObjectOwnership": setting}]})
+        assert (err["Code"], err["Status"]) == ("NotImplemented", 501), setting
+    assert s3.get_bucket_ownership_controls(Bucket="acls")["OwnershipControls"] == enforced

@@ -15,7 +15,7 @@ CALLS = {
     "get_bucket_replication": {},
     "get_bucket_request_payment": {},
     "get_bucket_accelerate_configuration": {},
-    "get_bucket_ownership_controls": {},
+    "delete_bucket_ownership_controls": {},
     "get_public_access_block": {},
     "get_object_lock_configuration": {},
     "list_bucket_metrics_configurations": {},

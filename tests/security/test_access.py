@@ -119,6 +119,11 @@ def test_a_key_without_permission_is_denied_every_operation(small_cluster, admin
         "PutBucketAcl": lambda: stranger.put_bucket_acl(Bucket=b, ACL="private"),
         "GetObjectAcl": lambda: stranger.get_object_acl(Bucket=b, Key=k),
         "PutObjectAcl": lambda: stranger.put_object_acl(Bucket=b, Key=k, ACL="private"),
+        "GetBucketOwnershipControls": lambda: stranger.get_bucket_ownership_controls(Bucket=b),
+        "PutBucketOwnershipControls": lambda: stranger.put_bucket_ownership_controls(
+            Bucket=b, OwnershipControls={"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}),
+        "DeleteBucketOwnershipControls": lambda: stranger.delete_bucket_ownership_controls(
+            Bucket=b),
     }
     form = stranger.generate_presigned_post(b, "posted")  # PostObject: a browser form
     status, _, answer = post_form(form, b"evil")
