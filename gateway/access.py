@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from urllib.parse import unquote
 
 from gateway.keys import Principal, denied
+from gateway.unconfigured import OPERATION_OF as UNCONFIGURED
 
 REQUIRED: dict[str, str | None] = {
     "ListBuckets": None,
@@ -38,6 +39,7 @@ REQUIRED: dict[str, str | None] = {
     "GetBucketAcl": "read",
     "GetObjectAcl": "read",
     "GetBucketOwnershipControls": "read",
+    **{operation: "read" for operation in UNCONFIGURED.values()},
     "PutObject": "write",
     "DeleteObject": "write",
     "DeleteObjects": "write",

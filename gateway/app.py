@@ -35,6 +35,7 @@ from gateway import (
     objects,
     postobject,
     tagging,
+    unconfigured,
     versioning,
     versionlist,
     website,
@@ -130,6 +131,7 @@ OPERATIONS: dict[str, Handler] = {
     "GetBucketOwnershipControls": acl.get_ownership_controls,
     "PutBucketOwnershipControls": acl.put_ownership_controls,
     "DeleteBucketOwnershipControls": acl.delete_ownership_controls,
+    **{operation: unconfigured.read for operation in unconfigured.OPERATION_OF.values()},
 }
 
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from gateway.errors import S3Error
+from gateway.unconfigured import OPERATION_OF as UNCONFIGURED
 
-# Sub-resources S3 defines that Shoal does not serve yet: each answers 501.
+# Sub-resources S3 defines that Shoal does not serve yet: each answers 501 (but GET of a
+# bucket configuration Shoal cannot set answers as for a bucket without one).
 UNSUPPORTED_SUBRESOURCES = frozenset({
     "abac", "accelerate", "analytics", "annotation",
     "intelligent-tiering", "inventory", "legal-hold", "lifecycle", "logging",
@@ -40,6 +42,8 @@ def resolve(method: str, bucket: str, key: str, query: Mapping[str, str],
     if method == "OPTIONS" and bucket:
         return "Options"  # a CORS preflight, whatever the resource
     for name in query:
+        if name in UNCONFIGURED and method == "GET" and bucket and not key:
+            return UNCONFIGURED[name]  # read as on a bucket without one (gateway/unconfigured.py)
         if name in UNSUPPORTED_SUBRESOURCES or (key and name in BUCKET_CONFIGS):
             raise S3Error("NotImplemented", f"The '{name}' sub-resource is not implemented")
     if not bucket:

@@ -9,19 +9,16 @@ from gateway.limits import STORAGE_CLASSES
 from tests.s3.util import client_with_object, error_doc, signed_get
 
 CALLS = {
-    "get_bucket_lifecycle_configuration": {},
-    "get_bucket_logging": {},
-    "get_bucket_notification_configuration": {},
-    "get_bucket_replication": {},
-    "get_bucket_request_payment": {},
-    "get_bucket_accelerate_configuration": {},
     "delete_bucket_ownership_controls": {},
-    "get_public_access_block": {},
-    "get_object_lock_configuration": {},
     "list_bucket_metrics_configurations": {},
     "list_bucket_inventory_configurations": {},
     "list_bucket_analytics_configurations": {},
     "list_bucket_intelligent_tiering_configurations": {},
+    "put_bucket_request_payment": {"RequestPaymentConfiguration": {"Payer": "Requester"}},
+    "put_bucket_accelerate_configuration": {"AccelerateConfiguration": {"Status": "Enabled"}},
+    "put_public_access_block": {"PublicAccessBlockConfiguration": {"BlockPublicAcls": True}},
+    "put_bucket_logging": {"BucketLoggingStatus": {}},
+    "delete_bucket_lifecycle": {},
     "get_object_retention": {"Key": "k"},
     "get_object_legal_hold": {"Key": "k"},
     "get_object_torrent": {"Key": "k"},
@@ -71,3 +68,23 @@ def test_storage_classes_are_the_ones_s3_knows(s3):
     assert error_doc(s3.head_object, Bucket="unsupported", Key="bad")["Status"] == 404
     assert s3.list_multipart_uploads(Bucket="unsupported").get("Uploads", []) == []
 
+
+
+def test_configurations_shoal_cannot_set_read_as_on_a_bucket_without_them(s3):
+    """GET of a configuration Shoal has no way to set answers as S3 does for a bucket
+    that has none (tools that read them all, like terraform's provider, see a plain
+    bucket); setting one is 501, above."""
+    for call, code in (("get_bucket_lifecycle_configuration", "NoSuchLifecycleConfiguration"),
+                       ("get_bucket_replication", "ReplicationConfigurationNotFoundError"),
+                       ("get_object_lock_configuration", "ObjectLockConfigurationNotFoundError"),
+                       ("get_public_access_block", "NoSuchPublicAccessBlockConfiguration")):
+        err = error_doc(getattr(s3, call), Bucket="unsupported")
+        assert (err["Code"], err["Status"], err["BucketName"]) == (code, 404, "unsupported")
+    assert s3.get_bucket_request_payment(Bucket="unsupported")["Payer"] == "BucketOwner"
+    assert "Status" not in s3.get_bucket_accelerate_configuration(Bucket="unsupported")
+    assert "LoggingEnabled" not in s3.get_bucket_logging(Bucket="unsupported")
+    notes = s3.get_bucket_notification_configuration(Bucket="unsupported")
+    assert not {"TopicConfigurations", "QueueConfigurations",
+                "LambdaFunctionConfigurations", "EventBridgeConfiguration"} & set(notes)
+    err = error_doc(s3.get_bucket_request_payment, Bucket="no-such-bucket-here")
+    assert (err["Code"], err["Status"]) == ("NoSuchBucket", 404)

@@ -124,6 +124,17 @@ def test_a_key_without_permission_is_denied_every_operation(small_cluster, admin
             Bucket=b, OwnershipControls={"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}),
         "DeleteBucketOwnershipControls": lambda: stranger.delete_bucket_ownership_controls(
             Bucket=b),
+        "GetBucketLifecycleConfiguration": lambda: stranger.get_bucket_lifecycle_configuration(
+            Bucket=b),
+        "GetBucketReplication": lambda: stranger.get_bucket_replication(Bucket=b),
+        "GetObjectLockConfiguration": lambda: stranger.get_object_lock_configuration(Bucket=b),
+        "GetPublicAccessBlock": lambda: stranger.get_public_access_block(Bucket=b),
+        "GetBucketRequestPayment": lambda: stranger.get_bucket_request_payment(Bucket=b),
+        "GetBucketAccelerateConfiguration": lambda: stranger.get_bucket_accelerate_configuration(
+            Bucket=b),
+        "GetBucketLogging": lambda: stranger.get_bucket_logging(Bucket=b),
+        "GetBucketNotificationConfiguration":
+            lambda: stranger.get_bucket_notification_configuration(Bucket=b),
     }
     form = stranger.generate_presigned_post(b, "posted")  # PostObject: a browser form
     status, _, answer = post_form(form, b"evil")

@@ -13,7 +13,10 @@ from gateway.router import resolve
 MODEL = botocore.session.get_session().get_service_model("s3")
 # Same request shape as another operation, told apart only by the endpoint S3 serves it on
 # (directory buckets); Shoal has no such endpoint.
-SAME_AS_OTHER = {"ListDirectoryBuckets": "ListBuckets"}
+SAME_AS_OTHER = {"ListDirectoryBuckets": "ListBuckets",
+                 # deprecated twins: the same request as their successors
+                 "GetBucketLifecycle": "GetBucketLifecycleConfiguration",
+                 "GetBucketNotification": "GetBucketNotificationConfiguration"}
 
 
 def _request(name: str) -> tuple[str, str, str, dict[str, str], dict[str, str]]:
