@@ -267,8 +267,10 @@ def test_odd_keys(s3, bucket):
 
 
 def test_malformed_xml_and_unsupported(cluster, s3, bucket):
-    assert error_of(s3.get_bucket_lifecycle_configuration, Bucket=bucket) == (
-        "NotImplemented", 501)
+    assert error_of(s3.put_bucket_lifecycle_configuration, Bucket=bucket,
+                    LifecycleConfiguration={"Rules": [{
+                        "ID": "expire", "Status": "Enabled", "Filter": {"Prefix": ""},
+                        "Expiration": {"Days": 1}}]}) == ("NotImplemented", 501)
     uid = s3.create_multipart_upload(Bucket=bucket, Key="xml")["UploadId"]
     v4 = cluster.client(signature_version="s3v4")  # presigned: the body stays ours to break
     signed = v4.generate_presigned_url(
