@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 import orjson
@@ -11,6 +12,7 @@ import rocksdict
 from hypothesis import given
 from hypothesis import strategies as st
 
+from cluster.dboptions import direct_io_works
 from cluster.hlc import newer
 from cluster.nodeauth import content_hash
 from cluster.store import CorruptShard, NodeStore, StoreClosed, is_tombstone
@@ -539,3 +541,31 @@ def test_hot_shards_serve_span_reads_and_never_outlive_a_delete(tmp_path: Path) 
             assert await store.get_shard_with_hash(key, [(0, 4)]) is None, i
 
     run(tmp_path, body)
+
+
+def test_a_filesystem_without_o_direct_gets_buffered_io(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where O_DIRECT is refused the store opens with buffered I/O instead of failing
+    at its first flush; where it works, RocksDB runs with direct I/O."""
+    assert direct_io_works(tmp_path)
+    monkeypatch.setattr(os, "open", _refusing_o_direct(os.open))
+    assert not direct_io_works(tmp_path)
+    data = b"x" * 200_000
+
+    async def body(store: NodeStore) -> None:
+        await store.put_shard("a.0", data, content_hash(data))
+        await store.reclaim_blob_space(minimum=1 << 40)  # flushes the memtable
+        assert await store.get_shard("a.0") == data
+
+    run(tmp_path, body)
+    options = max(tmp_path.glob("OPTIONS-*"), key=lambda p: int(p.name.split("-")[1]))
+    assert "use_direct_io_for_flush_and_compaction=false" in options.read_text()
+
+
+def _refusing_o_direct(real_open):  # noqa: ANN001, ANN202
+    def refusing(path, flags, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        if flags & os.O_DIRECT:
+            raise OSError(22, "Invalid argument")  # what tmpfs and FUSE answered
+        return real_open(path, flags, *args, **kwargs)
+    return refusing
