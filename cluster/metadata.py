@@ -199,7 +199,7 @@ class MetadataReplicator:
                 strict)]
             if len({page.body for page in pages}) == 1:  # they agree: decode one
                 horizon = _horizon(page.horizon() for page in pages)
-                items = [(k, orjson.loads(raw)) for k, raw in pages[0].pairs()]
+                items = pages[0].records()
                 return items, None if horizon is None else horizon + "\x00"
             results = [(page.pairs(), page.truncated, page.horizon()) for page in pages]
         merged: dict[str, Record | bytes] = {}

@@ -81,7 +81,19 @@ class ScanLines:
     def pairs(self) -> list[tuple[str, bytes]]:
         """(key, record JSON) pairs; the records are not decoded."""
         lines = self.body.split(b"\n") if self.body else []
-        return [(orjson.loads(k), raw) for k, raw in zip(lines[::2], lines[1::2], strict=True)]
+        return list(zip(_json_values(lines[::2]), lines[1::2], strict=True))
+
+    def records(self) -> list[tuple[str, dict]]:
+        """(key, record) pairs, every line decoded."""
+        flat = _json_values(self.body.split(b"\n")) if self.body else []
+        return list(zip(flat[::2], flat[1::2], strict=True))
+
+
+def _json_values(lines: list[bytes]) -> list:
+    """Many JSON texts decoded in one orjson call: a line holds no raw newline and no
+    trailing comma, so joined with commas inside brackets they are one JSON array
+    (decoding a 1000-key page line by line was a sixth of a listing's gateway CPU)."""
+    return orjson.loads(b"[" + b",".join(lines) + b"]")
 
 
 class NodeClient:

@@ -278,6 +278,9 @@ def test_framed_meta_scan_sends_small_records_as_stored(node: Node) -> None:
         assert await c.meta_put(node.api, [(odd, rec(3, size=1))]) == [True]
         lines = await c.meta_scan_framed(node.api, "fr/", "fr0", 100, fields=["size"])
         assert odd in dict(lines.pairs())
+        decoded = dict(lines.records())  # every line decoded in one call
+        assert decoded == {k: json.loads(raw) for k, raw in lines.pairs()}
+        assert decoded[odd]["size"] == 1 and decoded["fr/b"] == {"hlc": [1, 0, "g1"], "size": 9}
 
     with_client(body)
 
