@@ -22,7 +22,8 @@ Routes (JSON bodies, stdlib json):
   bodies; "fields" (optional) keeps only those fields, plus "hlc" and "deleted" which
   merging replies needs. With ``"framed": true``: lines alternating a JSON key and its
   record's JSON (``x-shoal-count`` pairs, ``x-shoal-truncated`` 1 or 0), records of at
-  most ``SCAN_WHOLE_MAX`` bytes as stored, larger ones trimmed. Compact JSON holds no
+  most ``SCAN_WHOLE_MAX`` bytes as stored, larger ones cut before their inline body
+  when that leaves them small, else trimmed. Compact JSON holds no
   newline, so one split cuts the answer, and owners holding the same records send the
   same bytes. Framed with ``"live": true``: no tombstones, and when truncated,
   ``x-shoal-last`` (percent-encoded) is the last key read, to resume after.
@@ -77,6 +78,22 @@ MAX_SCAN = 10_000  # items per scan response; callers page on "truncated"
 # empty, small, or one block), undecoded; larger ones trimmed as in a JSON scan.
 SCAN_WHOLE_MAX = 2048
 LIVE_SCAN_BUDGET = 20_000  # keys a live-only scan reads per answer, tombstones included
+
+
+_INLINE = b',"inline":"'
+
+
+def without_inline(raw: bytes) -> bytes | None:
+    """A stored record cut before its inline body, when that body is its last field (as
+    the store writes them) and the rest is small; else None. Decoding a 4 KiB object's
+    record to drop the body was a third of a node's CPU in listings of such objects.
+    Exact: the match must end the record as a plain string (base64 has no quote), and a
+    quote inside any string is escaped, so ``,"inline":"`` there is a top-level key."""
+    at = raw.rfind(_INLINE)
+    if at < 0 or not raw.endswith(b'"}') or raw.find(b'"', at + len(_INLINE)) != len(raw) - 2:
+        return None
+    cut = raw[:at] + b"}"
+    return cut if len(cut) <= SCAN_WHOLE_MAX and b"\n" not in cut else None
 
 
 def _trim(record: dict[str, Any], keep: set[str] | None, summary: bool) -> dict[str, Any]:
@@ -272,7 +289,8 @@ def create_node_app(store: NodeStore, secret: bytes, name: str, zone: str,
             lines: list[bytes] = []
             for k, raw in found:
                 if len(raw) > SCAN_WHOLE_MAX or b"\n" in raw:
-                    raw = orjson.dumps(_trim(orjson.loads(raw), keep, summary))
+                    raw = without_inline(raw) or orjson.dumps(
+                        _trim(orjson.loads(raw), keep, summary))
                 lines += (orjson.dumps(k.decode()), raw)
             headers |= {"x-shoal-count": str(len(found)),
                         "x-shoal-truncated": "1" if truncated else "0"}

@@ -138,7 +138,13 @@ def is_tombstone(raw: bytes) -> bool:
 
 
 def _encode(record: dict) -> bytes:
-    return orjson.dumps(record)  # records are JSON; orjson because every scan decodes them
+    """A record as stored: JSON (orjson, because every scan decodes them), with an inline
+    body as its last field, so that scans can cut it off without decoding the record
+    (cluster/nodeapp.py, ``without_inline``)."""
+    if record.get("inline") is not None and next(reversed(record)) != "inline":
+        record = dict(record)
+        record["inline"] = record.pop("inline")
+    return orjson.dumps(record)
 
 
 @dataclass

@@ -274,6 +274,10 @@ def test_framed_meta_scan_sends_small_records_as_stored(node: Node) -> None:
         assert json.loads(raws["fr/b"]) == {"hlc": [1, 0, "g1"], "size": 9}
         page = await c.meta_scan_framed(node.api, "fr/", "fr0", 2, fields=["size"])
         assert [k for k, _ in page.pairs()] == ["fr/a", "fr/b"] and page.truncated
+        small = rec(4, size=3000, inline="QUJD" * 1000, etag="e")  # a small object's
+        assert await c.meta_put(node.api, [("fr/i", small)]) == [True]
+        lines = await c.meta_scan_framed(node.api, "fr/i", "fr/j", 10, fields=["size"])
+        assert lines.records() == [("fr/i", {"hlc": [4, 0, "g1"], "size": 3000, "etag": "e"})]
         odd = "fr/new\nline \"quoted\""  # a key a line or a JSON string could break on
         assert await c.meta_put(node.api, [(odd, rec(3, size=1))]) == [True]
         lines = await c.meta_scan_framed(node.api, "fr/", "fr0", 100, fields=["size"])

@@ -109,15 +109,17 @@ def test_an_owner_stopped_through_deletes_never_lists_them(cluster, s3):
     bucket, prefix = "faults-listing", "listed-while-stopped/"  # the later steps list BUCKET
     s3.create_bucket(Bucket=bucket)
     names = [f"{prefix}{i:02d}" for i in range(12)]
-    for name in names:
-        s3.put_object(Bucket=bucket, Key=name, Body=b"x")
+    for name in names:  # stored inline, with a body large enough for scans to cut off
+        s3.put_object(Bucket=bucket, Key=name, Body=b"x" * 3000)
     kept = names[::3]
     first_owner = next(iter(admin.object_health(bucket, names[0])["metadata"]))
 
     def listed() -> list[str]:
         pages = s3.get_paginator("list_objects_v2").paginate(
             Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": 2})
-        return [o["Key"] for page in pages for o in page.get("Contents", [])]
+        shown = [(o["Key"], o["Size"]) for page in pages for o in page.get("Contents", [])]
+        assert {size for _, size in shown} <= {3000}
+        return [key for key, _ in shown]
 
     doomed = [name for name in names if name not in kept]
     cluster.signal_node(first_owner, signal.SIGSTOP)

@@ -1,10 +1,13 @@
-"""cluster.recordframes: the framed /meta/get answer."""
+"""cluster.recordframes: the framed /meta/get answer; how scans cut records."""
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from cluster import recordframes
+from cluster.nodeapp import without_inline
+from cluster.store import _encode as store_encode
 
 
 def test_records_come_back_as_sent_absent_ones_as_none() -> None:
@@ -46,3 +49,21 @@ def test_more_or_fewer_records_than_asked_is_refused() -> None:
         recordframes.decode(body, 1)
     with pytest.raises(ValueError):
         recordframes.decode(body, 3)
+
+
+def test_a_scan_cuts_only_a_top_level_inline_body_that_ends_the_record() -> None:
+    body = "QUJD" * 1000  # base64, as the gateway stores small objects
+    record = {"hlc": [1, 0, "g"], "inline": body, "size": 3, "etag": "e\"x"}
+    stored = store_encode(record)
+    assert stored.endswith(b'"}') and orjson.loads(stored) == record  # moved last
+    cut = without_inline(stored)
+    assert cut is not None and orjson.loads(cut) == {k: v for k, v in record.items()
+                                                     if k != "inline"}
+    not_last = orjson.dumps(record)  # as an older node stored it: inline mid-record
+    nested = orjson.dumps({"hlc": [1, 0, "g"], "user_meta": {"inline": body}})
+    in_string = orjson.dumps({"hlc": [1, 0, "g"], "x": ',"inline":"' + body})
+    large_rest = store_encode({**record, "user_meta": {"m": "v" * 3000}})
+    for raw in (not_last, nested, in_string, large_rest):
+        assert without_inline(raw) is None, raw[:60]
+    assert store_encode({"hlc": [1, 0, "g"], "inline": None, "a": 1}) == orjson.dumps(
+        {"hlc": [1, 0, "g"], "inline": None, "a": 1})  # no body: left as it was
