@@ -68,23 +68,48 @@ class ShardRef:
     hash: str  # BLAKE3 hex (shortened) of the shard bytes
 
 
-@dataclass(slots=True)
 class BlockRef:
-    id: str  # shard ids on nodes are f"{id}.{index}"
-    size: int  # plaintext bytes in this block
-    shards: list[ShardRef | None]  # index = shard number; None = not written
+    """One block of an object: shard ids on nodes are f"{id}.{index}"; ``size`` is its
+    plaintext bytes; ``shards`` is indexed by shard number (None = not written).
+
+    A decoded record builds a block's ShardRefs only when ``shards`` is first read: a
+    range GET of a 64 MiB object reads one block of sixteen, and building all 96 refs
+    took 30 of the 39 µs its record took to decode (a tenth of the GET's gateway CPU).
+    """
+
+    __slots__ = ("id", "size", "_shards", "_stored")
+
+    def __init__(self, id: str, size: int, shards: list[ShardRef | None]) -> None:
+        self.id = id
+        self.size = size
+        self._shards: list[ShardRef | None] | None = shards
+        self._stored: list[list[str] | None] | None = None
+
+    @property
+    def shards(self) -> list[ShardRef | None]:
+        if self._shards is None:
+            stored, self._stored = self._stored or [], None
+            self._shards = [None if s is None else ShardRef(s[0], s[1]) for s in stored]
+        return self._shards
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, BlockRef):
+            return NotImplemented
+        return (self.id, self.size, self.shards) == (other.id, other.size, other.shards)
+
+    def __repr__(self) -> str:
+        return f"BlockRef(id={self.id!r}, size={self.size!r}, shards={self.shards!r})"
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "size": self.size,
-            "shards": [None if s is None else [s.node, s.hash] for s in self.shards],
-        }
+        shards = self._stored if self._shards is None else [
+            None if s is None else [s.node, s.hash] for s in self._shards]
+        return {"id": self.id, "size": self.size, "shards": shards}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> BlockRef:
-        shards = [None if s is None else ShardRef(s[0], s[1]) for s in d["shards"]]
-        return cls(id=d["id"], size=d["size"], shards=shards)
+        block = cls(d["id"], d["size"], None)  # type: ignore[arg-type]
+        block._stored = d["shards"]
+        return block
 
 
 @functools.cache
@@ -98,9 +123,13 @@ class Record:
     fields (from a newer schema) ignored rather than fatal."""
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)  # type: ignore[call-overload]
-        if "blocks" in d:
-            d["blocks"] = [b.to_dict() for b in self.blocks]  # type: ignore[attr-defined]
+        blocks = getattr(self, "blocks", None)
+        if not blocks:
+            return dataclasses.asdict(self)  # type: ignore[call-overload]
+        # Blocks are not dataclasses (their shard refs decode lazily): asdict would
+        # deep-copy them only to be replaced.
+        d = dataclasses.asdict(dataclasses.replace(self, blocks=[]))  # type: ignore[type-var]
+        d["blocks"] = [b.to_dict() for b in blocks]
         return d
 
     @classmethod
