@@ -61,8 +61,9 @@ class Store:
 
 
 def parse_store(name: str, spec: str) -> Store:
-    """``http://host:port@ACCESS:SECRET`` -> Store."""
-    match = re.fullmatch(r"(https?://[^@]+)@([^:]+):(.+)", spec)
+    """``http://host:port@ACCESS:SECRET`` -> Store. The secret is after the last colon:
+    Swift's access keys are ``account:user``; S3 secrets have no colon."""
+    match = re.fullmatch(r"(https?://[^@]+)@(.+):([^:]+)", spec)
     if not match:
         raise argparse.ArgumentTypeError(f"{name}: expected URL@ACCESS:SECRET, got {spec!r}")
     return Store(name, *match.groups())
