@@ -37,12 +37,13 @@ DOCUMENTS = {
     "notification": ("GetBucketNotificationConfiguration", "NotificationConfiguration", []),
 }
 OPERATION_OF = {name: spec[0] for name, spec in (NOT_FOUND | DOCUMENTS).items()}
+_SUBRESOURCE_OF = {operation: name for name, operation in OPERATION_OF.items()}
 
 
 async def read(req: S3Request) -> Response:
     """GET ?{sub-resource} of one of the configurations above."""
     await req.catalog.bucket(req.bucket)
-    name = next(n for n in OPERATION_OF if n in req.query)
+    name = _SUBRESOURCE_OF[req.operation]  # the one the router chose
     if name in NOT_FOUND:
         _, code, message = NOT_FOUND[name]
         raise S3Error(code, message, BucketName=req.bucket)
