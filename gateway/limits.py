@@ -45,8 +45,7 @@ def check_headers(headers: Sequence[tuple[bytes, bytes]]) -> None:
         lowered = name.lower()
         if lowered.startswith(b"x-amz-meta-"):
             meta += size - len(b"x-amz-meta-")
-        elif (lowered == b"x-amz-acl" and value not in CANNED_ACLS
-              or lowered.startswith(b"x-amz-grant-")):
+        elif _asks_for_acl(lowered, value, b"x-amz-acl"):
             raise acl_not_supported()
         elif lowered == b"x-amz-storage-class" and value not in STORAGE_CLASSES:
             raise S3Error("InvalidStorageClass",
@@ -68,9 +67,15 @@ def acl_not_supported() -> S3Error:
 def check_acl_fields(fields: Mapping[str, str]) -> None:
     """The ACL rule of ``check_headers``, for a browser form's (lower-case) fields."""
     for name, value in fields.items():
-        if (name == "acl" and value.encode() not in CANNED_ACLS
-                or name.startswith("x-amz-grant-")):
+        if _asks_for_acl(name.encode(), value.encode(), b"acl"):
             raise acl_not_supported()
+
+
+def _asks_for_acl(name: bytes, value: bytes, canned: bytes) -> bool:
+    """Whether a (lower-case) header or form field asks for an ACL beyond the owner's
+    full control: a canned ACL (named ``canned``) other than those in CANNED_ACLS, or
+    any grant."""
+    return name == canned and value not in CANNED_ACLS or name.startswith(b"x-amz-grant-")
 
 
 def check_body(operation: str, headers: Mapping[str, str]) -> None:
