@@ -45,6 +45,11 @@ def digest_by_definition(records: dict[str, dict]) -> tuple[int, str]:
     return len(records), h.hexdigest()
 
 
+def rocksdb_options(db: Path) -> str:
+    """A DB's newest OPTIONS file: what RocksDB really ran with."""
+    return max(db.glob("OPTIONS-*"), key=lambda p: int(p.name.split("-")[1])).read_text()
+
+
 def cmdlines() -> dict[int, list[str]]:
     out = {}
     for entry in Path("/proc").iterdir():

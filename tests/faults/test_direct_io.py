@@ -20,6 +20,7 @@ from pathlib import Path
 
 from cluster.nodeauth import content_hash
 from cluster.store import NodeStore
+from tests.harness import rocksdb_options
 
 SIZE = 1 << 20
 FLUSHED_BEFORE_KILL = 1  # blob files complete before the one the kill interrupts
@@ -45,11 +46,6 @@ def shard(i: int) -> bytes:
     return i.to_bytes(4, "big") * (SIZE // 4)
 
 
-def options_of(db: Path) -> str:
-    """The DB's newest OPTIONS file: what RocksDB really ran with."""
-    return max(db.glob("OPTIONS-*"), key=lambda p: int(p.name.split("-")[1])).read_text()
-
-
 def test_sigkill_mid_flush_keeps_every_acknowledged_shard(tmp_path: Path) -> None:
     db = tmp_path / "db"
     child = subprocess.Popen(
@@ -70,7 +66,7 @@ def test_sigkill_mid_flush_keeps_every_acknowledged_shard(tmp_path: Path) -> Non
             child.wait()
     acked = [int(line) for line in out.split()]
     assert len(acked) > 64  # more than one memtable's worth was acknowledged
-    assert "use_direct_io_for_flush_and_compaction=true" in options_of(db)
+    assert "use_direct_io_for_flush_and_compaction=true" in rocksdb_options(db)
     asyncio.run(_reopen_and_check(db, acked[-1]))
 
 

@@ -24,7 +24,7 @@ from gateway.records import (
     ShardRef,
     UploadRecord,
 )
-from tests.harness import digest_by_definition
+from tests.harness import digest_by_definition, rocksdb_options
 
 hlcs = st.tuples(
     st.integers(0, 2**48), st.integers(0, 2**16), st.sampled_from(["g1", "g2", "n3"])
@@ -559,8 +559,7 @@ def test_a_filesystem_without_o_direct_gets_buffered_io(
         assert await store.get_shard("a.0") == data
 
     run(tmp_path, body)
-    options = max(tmp_path.glob("OPTIONS-*"), key=lambda p: int(p.name.split("-")[1]))
-    assert "use_direct_io_for_flush_and_compaction=false" in options.read_text()
+    assert "use_direct_io_for_flush_and_compaction=false" in rocksdb_options(tmp_path)
 
 
 def _refusing_o_direct(real_open):  # noqa: ANN001, ANN202
