@@ -12,6 +12,7 @@ import rocksdict
 from hypothesis import given
 from hypothesis import strategies as st
 
+from cluster import dboptions
 from cluster.dboptions import direct_io_works
 from cluster.hlc import newer
 from cluster.nodeauth import content_hash
@@ -560,6 +561,37 @@ def test_a_filesystem_without_o_direct_gets_buffered_io(
 
     run(tmp_path, body)
     assert "use_direct_io_for_flush_and_compaction=false" in rocksdb_options(tmp_path)
+
+
+def test_wal_files_go_once_their_shards_are_flushed_though_records_are_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One record written first keeps the records family's memtable, and so every WAL
+    file since, alive: without a WAL cap they piled up behind the shard flushes."""
+    monkeypatch.setattr(dboptions, "MAX_WAL_BYTES", 16 << 20)
+    data = os.urandom(1 << 20)
+
+    def wal_bytes() -> int:
+        return sum(f.stat().st_size for f in tmp_path.glob("*.log"))
+
+    async def body(store: NodeStore) -> int:
+        await store.meta_put([("obj/kept", {"hlc": [1, 0, "g"]})])
+        for i in range(160):  # 2.5 shard memtables
+            await store.put_shard(f"s{i}.0", data, content_hash(data))
+        for _ in range(50):  # obsolete WAL files are deleted just after their flush
+            if wal_bytes() < 64 << 20:
+                break
+            await asyncio.sleep(0.1)
+        return wal_bytes()
+
+    assert run(tmp_path, body) < 64 << 20  # uncapped: 160 MiB, three files
+
+    async def reopened(store: NodeStore) -> None:
+        assert await store.meta_get(["obj/kept"]) == [{"hlc": [1, 0, "g"]}]
+        for i in range(160):
+            assert await store.get_shard(f"s{i}.0") == data
+
+    run(tmp_path, reopened)
 
 
 def _refusing_o_direct(real_open):  # noqa: ANN001, ANN202
