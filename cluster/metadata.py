@@ -228,7 +228,25 @@ class MetadataReplicator:
                       ) -> list[tuple[Member, Any]]:
         """Answers from R_q owners. Only R_q are asked at first (owners the node client
         has not marked down first); another is asked when one fails or has not answered
-        within HEDGE_AFTER, so a hung owner costs a short delay, not a stall."""
+        within HEDGE_AFTER, so a hung owner costs a short delay, not a stall. When none
+        answered, owners marked down for a refused connection are asked once more: a
+        restarted node answers at once, a dead one refuses at once."""
+        results, need = await self._ask_owners(partition, call)
+        if not results and self.client.unmark_refused(
+                [m.api for m in self.owners(partition) + self.handoff(partition)]):
+            results, need = await self._ask_owners(partition, call)
+        if not results:
+            raise QuorumError("no metadata owner answered")
+        if len(results) < need and strict:
+            raise QuorumError(f"{len(results)} of {need} metadata owners answered")
+        if len(results) < need:
+            log.warning("degraded metadata read of %s: %d of %d owners", partition,
+                        len(results), need)
+        return results
+
+    async def _ask_owners(self, partition: str, call: Callable[[str], Any]
+                          ) -> tuple[list[tuple[Member, Any]], int]:
+        """(answers, how many are needed): one round of ``_gather``."""
         targets = self.owners(partition)
         _, need = self._quorums(len(targets))
         waiting = sorted(targets, key=lambda m: self.client.is_down(m.api))
@@ -263,14 +281,7 @@ class MetadataReplicator:
         finally:
             for t in tasks:
                 t.cancel()
-        if not results:
-            raise QuorumError("no metadata owner answered")
-        if len(results) < need and strict:
-            raise QuorumError(f"{len(results)} of {need} metadata owners answered")
-        if len(results) < need:
-            log.warning("degraded metadata read of %s: %d of %d owners", partition,
-                        len(results), need)
-        return results
+        return results, need
 
 
 def _horizon(horizons: Iterable[str | None]) -> str | None:

@@ -112,6 +112,7 @@ class NodeClient:
         self._cooldown = down_cooldown
         self._down_until: dict[str, float] = {}  # api -> monotonic time the mark expires
         self._probing: set[str] = set()
+        self._refused: set[str] = set()  # marked down because nothing listened
         self._pool: HttpPool | None = None
         self._puts = Coalescer(self._meta_put_now)
         self._gets = Coalescer(self._meta_get_now)
@@ -136,8 +137,24 @@ class NodeClient:
             return False
         return time.monotonic() < until or api in self._probing
 
-    def _mark_down(self, api: str) -> None:
+    def unmark_refused(self, apis: list[str]) -> bool:
+        """Clear the marks of those ``apis`` that were marked down for a refused
+        connection, for a caller with nobody else to ask: asking costs nothing while the
+        node is still down, and a restarted node answers at once. (A node marked for a
+        timeout stays marked: asking it again would cost another timeout.) Whether any
+        mark was cleared."""
+        cleared = [api for api in apis if api in self._refused]
+        for api in cleared:
+            self._refused.discard(api)
+            self._down_until.pop(api, None)
+        return bool(cleared)
+
+    def _mark_down(self, api: str, refused: bool = False) -> None:
         self._down_until[api] = time.monotonic() + self._cooldown
+        if refused:
+            self._refused.add(api)
+        else:
+            self._refused.discard(api)
 
     def _admit(self, api: str) -> bool:
         """Whether a call may go out; True for a probe, which the caller must finish."""
@@ -169,11 +186,12 @@ class NodeClient:
             try:
                 status, rheaders, data = await self._pool.request(api, method, path, headers, body)
             except (OSError, TimeoutError, ConnectionLost) as exc:
-                self._mark_down(api)
+                self._mark_down(api, isinstance(exc, ConnectionRefusedError))
                 raise NodeUnavailable(f"{api}: {exc!r}") from exc
             if status >= 500:
                 raise NodeUnavailable(f"{api}: {method} {path} -> {status}")
             self._down_until.pop(api, None)
+            self._refused.discard(api)
             return status, rheaders, data
         finally:
             if probe:

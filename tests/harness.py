@@ -186,11 +186,7 @@ class ShoalCluster:
         `wait_healthy` alone can return while the node is still opening RocksDB)."""
         spec = self.killed.pop(name)
         self.respawn(spec)
-        argv, env = spec
-        port = argv[argv.index("--api-port") + 1] if "--api-port" in argv else env["SHOAL_API_PORT"]
-        secret = env["SHOAL_CLUSTER_SECRET"].encode()
-        assert wait_until(lambda: node_answers(f"http://127.0.0.1:{port}", secret), 60), \
-            f"{name} did not answer on port {port}"
+        assert wait_until(lambda: spec_answers(spec), 60), f"{name} did not answer"
 
     def respawn(self, spec: tuple[list[str], dict[str, str]]) -> None:
         argv, env = spec
@@ -219,12 +215,12 @@ class ShoalCluster:
     # Clients -----------------------------------------------------------------
 
     def client(self, endpoint: str | None = None, **config: object):  # noqa: ANN201
+        options = {"s3": {"addressing_style": "path"},
+                   "retries": {"max_attempts": 2, "mode": "standard"}, **config}
         return boto3.client(
             "s3", endpoint_url=endpoint or self.endpoint, region_name="us-east-1",
             aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key,
-            config=Config(s3={"addressing_style": "path"},
-                          retries={"max_attempts": 2, "mode": "standard"},
-                          **config))  # type: ignore[arg-type]
+            config=Config(**options))  # type: ignore[arg-type]
 
     def aws_env(self) -> dict[str, str]:
         return {**os.environ, "AWS_ACCESS_KEY_ID": self.access_key,
@@ -279,6 +275,13 @@ def wait_healthy(endpoint: str, nodes: int, timeout: float = 30.0) -> None:
             pass
         time.sleep(0.1)
     raise RuntimeError(f"{endpoint} did not see {nodes} alive nodes")
+
+
+def spec_answers(spec: tuple[list[str], dict[str, str]]) -> bool:
+    """Whether the node started from ``spec`` (``process_spec``) answers on its API port."""
+    argv, env = spec
+    port = argv[argv.index("--api-port") + 1] if "--api-port" in argv else env["SHOAL_API_PORT"]
+    return node_answers(f"http://127.0.0.1:{port}", env["SHOAL_CLUSTER_SECRET"].encode())
 
 
 def node_answers(api: str, secret: bytes) -> bool:

@@ -473,6 +473,7 @@ def test_stopped_node_costs_one_timeout_then_fails_fast(make_node: Callable[[], 
                 await c.meta_get(n.api, ["k"])
             assert not isinstance(first.value, NodeRejected)
             assert c.is_down(n.api)  # the fast path will be taken
+            assert not c.unmark_refused([n.api])  # asking again would cost a timeout
             with pytest.raises(NodeUnavailable, match="marked down"):
                 await c.get_shard(n.api, "x.0")
         finally:
@@ -494,5 +495,10 @@ def test_refused_connection_marks_node_down(tmp_path: Path) -> None:
         assert c.is_down(api)
         with pytest.raises(NodeUnavailable, match="marked down"):
             await c.health(api)
+        # A caller with nobody else to ask may clear a refusal's mark: asking is cheap.
+        assert c.unmark_refused([api]) and not c.is_down(api)
+        with pytest.raises(NodeUnavailable) as again:
+            await c.health(api)
+        assert "marked down" not in str(again.value) and c.is_down(api)
 
     with_client(body)

@@ -12,6 +12,7 @@ tolerate fewer further failures. They are read back at once and when all nodes r
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -23,7 +24,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from gateway.adminclient import AdminClient, locate
-from tests.harness import wait_healthy, wait_until
+from tests.harness import spec_answers, wait_healthy, wait_until
 
 MiB = 1024 * 1024
 BUCKET = "faults"
@@ -277,3 +278,31 @@ def test_concurrent_uploads_survive_a_kill(cluster, s3, stored):
         stored[key] = hashlib.sha256(data).hexdigest()
     read_all(s3, stored)
 
+
+def test_restarted_owners_answer_the_first_read(cluster, stored):
+    """Every metadata owner of the bucket SIGKILLed: reads fail with a clean 503 and the
+    gateway marks the owners down (connection refused). The moment their node APIs
+    answer again, a read must succeed: owners marked down for a refused connection are
+    asked again when nobody else answered. No client retries: the gateway alone must
+    get this right."""
+    for name in list(cluster.killed):
+        cluster.restart_node(name)
+    wait_healthy(cluster.endpoint, cluster.nodes, timeout=60)
+    s3 = cluster.client(retries={"max_attempts": 1, "mode": "standard"})
+    owners = cluster.metadata_owners(BUCKET)
+    specs = {}
+    for name in owners:
+        cluster.kill_node(name)
+        specs[name] = cluster.killed.pop(name)
+    with pytest.raises(ClientError) as info:
+        s3.get_object(Bucket=BUCKET, Key="one-block")
+    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+    for spec in specs.values():
+        cluster.respawn(spec)
+    deadline = time.monotonic() + 60
+    while not all(spec_answers(spec) for spec in specs.values()):  # reads fail meanwhile
+        assert time.monotonic() < deadline, "restarted owners did not answer"
+        with contextlib.suppress(ClientError):
+            s3.head_object(Bucket=BUCKET, Key="one-block")
+        time.sleep(0.05)
+    read_all(s3, stored)
