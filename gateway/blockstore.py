@@ -132,7 +132,9 @@ class BlockWriter:
         finally:
             digested.set()
         shards = await asyncio.to_thread(_encode, self.policy, block, self.sealer)
-        return await self._send(len(block), shards)
+        size = len(block)
+        del block  # the shards hold its bytes now; an upload's memory is what it sends
+        return await self._send(size, shards)
 
     async def _send(self, size: int, shards: list[tuple[bytes, str]]) -> BlockRef:
         block_id = uuid.uuid4().hex
