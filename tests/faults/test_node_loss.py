@@ -64,6 +64,13 @@ def read_all(s3, stored: dict[str, str]) -> None:
             assert part["Body"].read() == body[1048000:1114001], key
 
 
+def all_nodes_back(cluster) -> None:
+    """Restart every node a step killed and wait until gossip shows them all alive."""
+    for name in list(cluster.killed):
+        cluster.restart_node(name)
+    wait_healthy(cluster.endpoint, cluster.nodes, timeout=60)
+
+
 def write(s3, stored: dict[str, str], key: str, size: int) -> None:
     data = os.urandom(size)
     s3.put_object(Bucket=BUCKET, Key=key, Body=data)
@@ -200,9 +207,7 @@ def test_more_than_m_down_is_a_clean_503(cluster, s3, stored):
 
 
 def test_everything_back_when_nodes_return(cluster, s3, stored, degraded):
-    for name in list(cluster.killed):
-        cluster.restart_node(name)
-    wait_healthy(cluster.endpoint, cluster.nodes, timeout=60)
+    all_nodes_back(cluster)
     read_all(s3, stored)
     read_all(s3, degraded)
     write(s3, stored, "after-recovery", 6 * MiB)
@@ -256,9 +261,7 @@ def test_concurrent_uploads_survive_a_kill(cluster, s3, stored):
     """SIGKILL while multi-block PUTs stream: blocks are being received, encoded and sent
     at once. Every PUT is acknowledged with the MD5 of its whole body as ETag (its
     blocks were digested in order) and reads back byte-identical."""
-    for name in list(cluster.killed):
-        cluster.restart_node(name)
-    wait_healthy(cluster.endpoint, cluster.nodes, timeout=60)
+    all_nodes_back(cluster)
     probe = _CountingBody(os.urandom(10 * MiB), 9 * MiB)
     s3.put_object(Bucket=BUCKET, Key="uploads/probe", Body=probe)
     hashing_passes = probe.crossings - 1  # the last pass is the one that sends
@@ -294,9 +297,7 @@ def test_restarted_owners_answer_the_first_read(cluster, stored):
     answer again, a read must succeed: owners marked down for a refused connection are
     asked again when nobody else answered. No client retries: the gateway alone must
     get this right."""
-    for name in list(cluster.killed):
-        cluster.restart_node(name)
-    wait_healthy(cluster.endpoint, cluster.nodes, timeout=60)
+    all_nodes_back(cluster)
     s3 = cluster.client(retries={"max_attempts": 1, "mode": "standard"})
     owners = cluster.metadata_owners(BUCKET)
     specs = {}
