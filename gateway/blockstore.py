@@ -9,7 +9,8 @@ shards are durable (each node syncs its WAL before answering); failed slots are 
 once on the next nodes in rank and otherwise left empty for repair. At most
 ``PIPELINE`` blocks are being digested, encoded or sent, so memory is bounded per upload.
 
-Read: the k data shards are asked first (decoding them is a copy); when one fails, or
+Read: the k data shards are asked first (their payloads are the block, which a GET
+sends on as the buffers they arrived in, copying nothing); when one fails, or
 has not answered within ``HEDGE_AFTER`` seconds (a hung node), parity shards are asked
 too and any k of them decode the block. A read never returns bytes that failed their
 BLAKE3 check: such a shard counts as missing.
@@ -53,6 +54,9 @@ HEDGE_AFTER = 1.0  # seconds before parity is asked for beside slow data shards
 HASH_CHARS = 32  # hex chars of BLAKE3 kept in records (128 bits)
 
 Digest = Callable[[memoryview], None]
+# Bytes read back, in order, as the buffers they arrived in (views into data shards),
+# so that sending them on copies nothing.
+Pieces = list[bytes | memoryview]
 
 
 class Unavailable(S3Error):
@@ -82,7 +86,8 @@ class BlockWriter:
         self._inflight: list[asyncio.Future] = []
         self._digested: asyncio.Event | None = None  # set once the last block's digest ran
 
-    async def write(self, chunks: AsyncIterator[bytes], digest: Digest | None = None) -> int:
+    async def write(self, chunks: AsyncIterator[bytes | memoryview],
+                    digest: Digest | None = None) -> int:
         """Consume the stream; returns the byte count. Raises on any failure."""
         # Each block is made by one join of views of the received chunks: the one copy
         # the codec needs (pyeclib takes only bytes), and none for the carried-over tail.
@@ -211,6 +216,26 @@ async def delete_blocks(backend: Backend, blocks: list[BlockRef]) -> None:
 async def read_block(backend: Backend, policy: StoragePolicy, block: BlockRef,
                      sealer: Sealer | None = None) -> bytes:
     """One block's plaintext from any k good shards, data shards first."""
+    got = await _fetch_shards(backend, policy, block)
+    return await _decoded(policy, got, block, sealer)
+
+
+async def read_block_pieces(backend: Backend, policy: StoragePolicy, block: BlockRef,
+                            sealer: Sealer | None = None) -> Pieces:
+    """``read_block``, but when the data shards came the block is returned as views into
+    them: at 800 MiB/s of GETs, joining them (a thread hop and a 4 MiB copy per block)
+    was 12 % of the gateway's CPU."""
+    got = await _fetch_shards(backend, policy, block)
+    if sealer is None and len(got) >= policy.read_need:  # else _decoded reports it
+        views = codec_for(policy).data_views(got, block.size)
+        if views is not None:
+            return views
+    return [await _decoded(policy, got, block, sealer)]
+
+
+async def _fetch_shards(backend: Backend, policy: StoragePolicy, block: BlockRef
+                        ) -> dict[int, bytes]:
+    """Any k good shards of a block (fewer when not enough are reachable), data first."""
     k = policy.read_need
     got: dict[int, bytes] = {}
     running: dict[asyncio.Future, int] = {}
@@ -257,11 +282,16 @@ async def read_block(backend: Backend, policy: StoragePolicy, block: BlockRef,
     finally:
         for t in running:
             t.cancel()
+    return got
+
+
+async def _decoded(policy: StoragePolicy, got: dict[int, bytes], block: BlockRef,
+                   sealer: Sealer | None) -> bytes:
     try:
         return await asyncio.to_thread(_decode, policy, got, block.size, sealer)
     except NotEnoughShards:
         raise Unavailable(
-            f"block {block.id}: {len(got)} of {k} needed shards are reachable"
+            f"block {block.id}: {len(got)} of {policy.read_need} needed shards are reachable"
         ) from None
     except SealError:
         raise S3Error("InternalError", f"block {block.id} failed its authentication "
@@ -278,7 +308,7 @@ def _decode(policy: StoragePolicy, shards: dict[int, bytes], size: int,
 async def read_part(
     backend: Backend, policy: StoragePolicy, block: BlockRef, lo: int, hi: int,
     sealer: Sealer | None = None,
-) -> bytes:
+) -> Pieces:
     """Bytes [lo, hi) of one block. A range inside the block fetches only the data
     shards it covers (a 64 KiB read of a 4+2 block moves one 1 MiB shard, not four);
     when one of them is missing or slow, the whole block is read the hedged way. A
@@ -295,12 +325,23 @@ async def read_part(
                 backend.client.get_shard(api, f"{block.id}.{i}", ref.hash,
                                          spans=codec.payload_spans(i, block.size, lo, hi))
                 for i, (api, ref) in zip(needed, located, strict=True))), HEDGE_AFTER)
-            return b"".join(codec.payload_of_spans(i, got, block.size)
-                            for i, got in zip(needed, fetched, strict=True))
+            return [codec.payload_of_spans(i, got, block.size)
+                    for i, got in zip(needed, fetched, strict=True)]
         except (NodeUnavailable, ShardMissing, ValueError, TimeoutError):
             pass  # fall through to the whole-block read, which uses parity
-    data = await read_block(backend, policy, block, sealer)
-    return data if (lo, hi) == (0, len(data)) else data[lo:hi]
+    return _cut(await read_block_pieces(backend, policy, block, sealer), lo, hi)
+
+
+def _cut(pieces: Pieces, lo: int, hi: int) -> Pieces:
+    """Bytes [lo, hi) of ``pieces``, as views."""
+    out: Pieces = []
+    offset = 0
+    for piece in pieces:
+        a, b = max(lo, offset) - offset, min(hi, offset + len(piece)) - offset
+        if a < b:
+            out.append(piece if (a, b) == (0, len(piece)) else memoryview(piece)[a:b])
+        offset += len(piece)
+    return out
 
 
 def _locate(backend: Backend, block: BlockRef, index: int) -> tuple[str, ShardRef] | None:
@@ -315,8 +356,9 @@ def _locate(backend: Backend, block: BlockRef, index: int) -> tuple[str, ShardRe
 async def read_range(
     backend: Backend, policy: StoragePolicy, blocks: list[BlockRef], start: int, end: int,
     sealer: Sealer | None = None,
-) -> AsyncGenerator[bytes, None]:
-    """Bytes [start, end) of an object, block by block, one block fetched ahead."""
+) -> AsyncGenerator[Pieces, None]:
+    """Bytes [start, end) of an object, the pieces of one block at a time, one block
+    fetched ahead."""
     offset = 0
     wanted: list[tuple[BlockRef, int, int]] = []
     for b in blocks:

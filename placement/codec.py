@@ -108,6 +108,23 @@ class BlockCodec:
         NotEnoughShards with fewer than k shards, ValueError on an index outside
         0..width-1 or on shards that do not fit ``block_size`` or each other.
         """
+        views = self.data_views(shards, block_size)
+        if views is not None:
+            return b"".join(views)
+        assert self._driver is not None  # data_views answers every policy without one
+        try:
+            block = self._driver.decode([bytes(s) for s in shards.values()])
+        except ECDriverError as exc:
+            raise ValueError(f"{self.policy}: shards do not decode: {exc}") from exc
+        _check_len(block, block_size, "decoded block")
+        return block
+
+    def data_views(self, shards: Mapping[int, Buffer], block_size: int
+                   ) -> list[memoryview] | None:
+        """The block as views into its data shards, in order, copying nothing; None when
+        a data shard is missing and only ``decode`` can rebuild the block. Raises as
+        ``decode`` does. A reader that sends the block on can send the views one by one:
+        joining them costs a copy of the block."""
         if block_size < 1:
             raise ValueError(f"block_size must be >= 1, got {block_size}")
         for i in shards:
@@ -120,21 +137,16 @@ class BlockCodec:
         if self.policy.kind == "replica":
             whole = shards[min(shards)]
             _check_len(whole, block_size, "replica")
-            return bytes(whole)
+            return [memoryview(whole)]
         if self._driver is None:
             parts = []
             for i, (a, b) in enumerate(_piece_bounds(block_size, self._k)):
                 _check_len(shards[i], b - a, f"piece {i}")
-                parts.append(shards[i])
-            return b"".join(parts)
-        if all(i in shards for i in range(self._k)):
-            return self._join_data_fragments([shards[i] for i in range(self._k)], block_size)
-        try:
-            block = self._driver.decode([bytes(s) for s in shards.values()])
-        except ECDriverError as exc:
-            raise ValueError(f"{self.policy}: shards do not decode: {exc}") from exc
-        _check_len(block, block_size, "decoded block")
-        return block
+                parts.append(memoryview(shards[i]))
+            return parts
+        if not all(i in shards for i in range(self._k)):
+            return None
+        return self._data_fragment_views([shards[i] for i in range(self._k)], block_size)
 
     def data_slices(self, block_size: int) -> list[tuple[int, int]]:
         """[start, end) of the block held by each data shard (systematic codes: data shard
@@ -170,7 +182,8 @@ class BlockCodec:
                              f"a {block_size}-byte block")
         return view[self._header:]
 
-    def _join_data_fragments(self, fragments: list[Buffer], block_size: int) -> bytes:
+    def _data_fragment_views(self, fragments: list[Buffer], block_size: int
+                             ) -> list[memoryview]:
         assert self._driver is not None
         parts = []
         remaining = block_size
@@ -195,7 +208,7 @@ class BlockCodec:
             remaining -= take
         if remaining:
             raise ValueError(f"{self.policy}: data shards hold {remaining} bytes too few")
-        return b"".join(parts)
+        return parts
 
 
 # get_metadata reads only the fixed-size header; passing a short prefix avoids copying the

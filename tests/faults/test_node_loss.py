@@ -316,3 +316,21 @@ def test_restarted_owners_answer_the_first_read(cluster, stored):
             s3.head_object(Bucket=BUCKET, Key="one-block")
         time.sleep(0.05)
     read_all(s3, stored)
+
+
+def test_a_read_streaming_through_a_kill_is_byte_identical(cluster, s3, stored):
+    """A GET sends each block on as the views of its data shards that came from the
+    nodes. SIGKILL the node holding the last block's first data shard once the client
+    has the first MiB: the blocks before it went out as received, the last one is
+    rebuilt from parity, and the body is byte-identical."""
+    all_nodes_back(cluster)
+    write(s3, stored, "streamed", 40 * MiB + 7)  # 11 blocks: far more than the gateway
+    admin = AdminClient(*locate(cluster.data))  # fetches ahead or the sockets buffer
+    last = admin.object_health(BUCKET, "streamed")["blocks"][-1]
+    victim = last["slots"][0]["node"]
+    body = s3.get_object(Bucket=BUCKET, Key="streamed")["Body"]
+    head = body.read(MiB)
+    cluster.kill_node(victim)
+    rest = body.read()
+    assert hashlib.sha256(head + rest).hexdigest() == stored["streamed"]
+    read_all(s3, stored)

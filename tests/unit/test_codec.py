@@ -211,3 +211,20 @@ def test_spans_from_another_fragment_are_refused():
     spans = codec.payload_spans(1, 100_000, 0, 10)
     with pytest.raises(ValueError):
         codec.payload_of_spans(1, b"".join(shards[2][x:y] for x, y in spans), 100_000)
+
+
+@pytest.mark.parametrize("text", POLICIES)
+@pytest.mark.parametrize("size", [1, 4099, BLOCK_SIZE])
+def test_data_views_are_the_block_without_a_copy(text: str, size: int) -> None:
+    codec = codec_for(parse_policy(text))
+    k, width = codec.policy.k, codec.policy.width
+    block = block_of(size, size)
+    shards = codec.encode(block)
+    views = codec.data_views(dict(enumerate(shards)), size)
+    assert views is not None and b"".join(views) == block
+    # each view lies in the shard it came from: sending them on copies nothing
+    assert all(any(v.obj is s for s in shards) for v in views)
+    if width > k and codec.policy.kind != "replica":
+        # a missing data shard needs the parity math: only decode can answer
+        assert codec.data_views({i: shards[i] for i in range(1, k + 1)}, size) is None
+        assert codec.decode({i: shards[i] for i in range(1, k + 1)}, size) == block
