@@ -2,7 +2,8 @@
 
     python -m benchmarks.compare --peer ceph=http://127.0.0.1:7480@ACCESS:SECRET \
         [--peer swift=...] [--shoal http://127.0.0.1:9000@ACCESS:SECRET] \
-        [--rounds 3] [--only small,large,range,list] [--wrk] [--quick]
+        [--rounds 3] [--only small,large,range,list] [--wrk] [--quick] \
+        [--checksum when_required]
 
 Without ``--shoal`` it starts ``shoal up`` (6 nodes, 3 zones, EC 4+2, synced WAL) in a
 temporary directory and stops it at the end. Peers are endpoints already running (the
@@ -103,6 +104,7 @@ def run_workload(store: Store, workload: str, args: argparse.Namespace) -> None:
             "--secret-key", store.secret_key, "--only", workload, "--bucket", "compare"]
     if args.quick:
         argv.append("--quick")
+    argv += ["--checksum", args.checksum]
     print(f"\n== {store.name}: {workload}", flush=True)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         report = runner.run(loadgen.run(loadgen.parse_args(argv)))
@@ -155,6 +157,10 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"comma-separated subset of {','.join(FIGURES)}")
     p.add_argument("--wrk", action="store_true", help="add the presigned-URL wrk workload")
     p.add_argument("--quick", action="store_true", help="loadgen's short phases")
+    p.add_argument("--checksum", choices=("when_supported", "when_required"),
+                   default="when_supported",
+                   help="the client's checksums (loadgen --checksum): when_required "
+                        "gives every store the same client work")
     args = p.parse_args(argv)
     workloads = args.only.split(",") + (["wrk"] if args.wrk else [])
     unknown = set(workloads) - set(FIGURES)

@@ -483,6 +483,7 @@ def client_config(args: argparse.Namespace) -> AioConfig:
         connect_timeout=10,
         read_timeout=300,
         request_checksum_calculation=args.checksum,
+        response_checksum_validation=args.checksum,
     )
 
 
@@ -526,7 +527,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--gateway-pid", type=int, help="sample this process tree's RSS (rss)")
     p.add_argument("--checksum", choices=("when_supported", "when_required"),
                    default="when_supported",
-                   help="botocore request checksums (default: the SDK default)")
+                   help="botocore's CRC32 on uploads and its check of a GET's checksum "
+                        "header (default: the SDK default)")
     p.add_argument("--json", help="write every figure to this file")
     p.add_argument("--keep", action="store_true", help="leave the objects in place")
     p.add_argument("--watch", type=float, default=0.0,
