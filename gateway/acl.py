@@ -48,9 +48,9 @@ async def get_bucket_acl(req: S3Request) -> Response:
 
 
 async def get_object_acl(req: S3Request) -> Response:
+    bucket = await req.catalog.bucket(req.bucket)
     found = await versioning.resolve(req, req.bucket, req.key, req.query.get("versionId"))
-    headers = {"x-amz-version-id": found.rec["version_id"]} if found.rec.get("version_id") \
-        not in (None, "null") else None
+    headers = versioning.version_header(bucket, found.rec.get("version_id", versioning.NULL))
     return xml_response("AccessControlPolicy", _policy(), headers=headers)
 
 

@@ -23,7 +23,6 @@ from starlette.responses import Response
 
 from gateway import versioning
 from gateway.errors import S3Error
-from gateway.records import BucketRecord
 from gateway.xmlio import Node, child_text, parse_xml, xml_response
 
 if TYPE_CHECKING:
@@ -105,17 +104,13 @@ def _tag_set(tags: dict[str, str]) -> list[Node]:
     return [("TagSet", [("Tag", [("Key", k), ("Value", v)]) for k, v in tags.items()])]
 
 
-def _version_header(bucket: BucketRecord, version_id: str) -> dict[str, str]:
-    return {"x-amz-version-id": version_id} if bucket.versioning or version_id != "null" else {}
-
-
 # Object tagging -----------------------------------------------------------------------
 
 
 async def get_object_tagging(req: S3Request) -> Response:
     bucket = await req.catalog.bucket(req.bucket)
     found = await versioning.resolve(req, req.bucket, req.key, req.query.get("versionId"))
-    headers = _version_header(bucket, found.rec.get("version_id", "null"))
+    headers = versioning.version_header(bucket, found.rec.get("version_id", versioning.NULL))
     return xml_response("Tagging", _tag_set(found.rec.get("tags") or {}), headers=headers)
 
 
@@ -124,7 +119,7 @@ async def _set_object_tags(req: S3Request, tags: dict[str, str]) -> dict[str, st
     found = await versioning.resolve(req, req.bucket, req.key, req.query.get("versionId"),
                                      need_current=True)
     await versioning.rewrite(req, found, tags=tags)
-    return _version_header(bucket, found.rec.get("version_id", "null"))
+    return versioning.version_header(bucket, found.rec.get("version_id", versioning.NULL))
 
 
 async def put_object_tagging(req: S3Request) -> Response:

@@ -145,11 +145,15 @@ def marker_headers(rec: dict[str, Any]) -> dict[str, str]:
     return {"x-amz-delete-marker": "true", "x-amz-version-id": rec.get("version_id", NULL)}
 
 
+def version_header(bucket: BucketRecord, version_id: str) -> dict[str, str]:
+    """``x-amz-version-id`` of an answer about one version: sent once the bucket has had
+    versioning, or for a version that is not the null one."""
+    return {"x-amz-version-id": version_id} if bucket.versioning or version_id != NULL else {}
+
+
 def read_headers(bucket: BucketRecord, rec: ObjectRecord) -> dict[str, str]:
     """Version and tag-count headers of GET and HEAD."""
-    out = {}
-    if bucket.versioning or rec.version_id != NULL:
-        out["x-amz-version-id"] = rec.version_id
+    out = version_header(bucket, rec.version_id)
     if rec.tags:
         out["x-amz-tagging-count"] = str(len(rec.tags))
     return out

@@ -76,3 +76,28 @@ def test_ownership_controls_say_acls_are_disabled(s3):
             "Rules": [{"ObjectOwnership": setting}]})
         assert (err["Code"], err["Status"]) == ("NotImplemented", 501), setting
     assert s3.get_bucket_ownership_controls(Bucket="acls")["OwnershipControls"] == enforced
+
+
+def test_object_acl_names_the_version_as_get_does(s3):
+    """x-amz-version-id on GetObjectAcl follows GET's rule: none in a bucket that never
+    had versioning, the version asked for once it has, "null" after suspending."""
+    def version_header(**args) -> str | None:
+        return s3.get_object_acl(Bucket="acl-versions", Key="k", **args)[
+            "ResponseMetadata"]["HTTPHeaders"].get("x-amz-version-id")
+
+    s3.create_bucket(Bucket="acl-versions")
+    s3.put_object(Bucket="acl-versions", Key="k", Body=b"0")
+    assert version_header() is None
+    s3.put_bucket_versioning(Bucket="acl-versions",
+                             VersioningConfiguration={"Status": "Enabled"})
+    v1 = s3.put_object(Bucket="acl-versions", Key="k", Body=b"1")["VersionId"]
+    s3.put_object(Bucket="acl-versions", Key="k", Body=b"2")
+    assert version_header(VersionId=v1) == v1
+    assert version_header(VersionId="null") == "null"  # the object from before versioning
+    s3.put_bucket_versioning(Bucket="acl-versions",
+                             VersioningConfiguration={"Status": "Suspended"})
+    s3.put_object(Bucket="acl-versions", Key="k", Body=b"3")
+    assert version_header() == "null"
+    for got in (s3.get_object(Bucket="acl-versions", Key="k", VersionId=v1),
+                s3.get_object_acl(Bucket="acl-versions", Key="k", VersionId=v1)):
+        assert got["ResponseMetadata"]["HTTPHeaders"]["x-amz-version-id"] == v1
