@@ -22,17 +22,6 @@ untouched memory again (node system CPU per 512 MiB PUT 0.6 s fresh, 1.5 s then)
 use was twice the data, and a crashed node would replay all of it. Past the cap RocksDB
 flushes the families holding the oldest WAL file, so it can go.
 
-Retired WAL files are recycled (``RECYCLED_WALS``): RocksDB writes the next WAL over an
-old one instead of creating a file, so a synced append changes no file size or block
-map (no journal commit for the inode on each sync) and lands on page-cache pages that
-are already there. Each record names its WAL's number, so recovery stops at the old
-contents behind the new; RocksDB keeps this on with its default point-in-time recovery
-(the options file records it). Measured on a fresh six-node cluster, 512 MiB of 64 MiB
-PUTs at c2, six runs each: without, 176-196 MiB/s, every second run paying 34-42 % of a
-core in node system CPU; with, 203-210 MiB/s once the first files were recycled, node CPU
-54 % against 59-72 %. A synced 1 MiB shard write (benchmarks.nodeapi put, c4): 1.23 ms
-of node CPU against 1.45.
-
 Filesystems without ``O_DIRECT`` (some FUSE and network filesystems) get buffered I/O
 and a warning: ``direct_io_works`` probes the DB's directory before RocksDB opens it,
 because RocksDB only finds out at its first flush, and then stops taking writes.
@@ -52,7 +41,6 @@ log = logging.getLogger(__name__)
 
 BLOCK_CACHE_BYTES = 64 << 20  # SST blocks of every column family, one LRU per node
 MAX_WAL_BYTES = 256 << 20  # four shard memtables' worth
-RECYCLED_WALS = 4  # what Ceph's BlueStore gives its RocksDB by default
 _ALIGN = 4096  # O_DIRECT needs offset, length and buffer aligned to the logical block
 
 
@@ -88,7 +76,6 @@ class DBOptions:
         self.db.create_if_missing(True)
         self.db.create_missing_column_families(True)
         self.db.set_max_total_wal_size(MAX_WAL_BYTES)
-        self.db.set_recycle_log_file_num(RECYCLED_WALS)
         if direct_io_works(path):
             self.db.set_use_direct_io_for_flush_and_compaction(True)
             self.db.set_use_direct_reads(True)

@@ -11,11 +11,6 @@ The WAL cap (``dboptions.MAX_WAL_BYTES``) makes RocksDB flush the small families
 hashes) long before their memtables fill, so that old WAL files can go: the second test
 writes one record first, then shards past a small cap, and kills the process the moment
 that forced flush begins writing a table file. The record must survive it too.
-
-Retired WAL files are recycled (``dboptions.RECYCLED_WALS``): a new WAL is written over an
-old one, whose records lie behind the new ones. The third test deletes each shard a few
-writes after writing it, and is killed while a recycled WAL takes writes: recovery must
-stop at the old records, so no deleted shard comes back and every kept one is whole.
 """
 
 from __future__ import annotations
@@ -42,7 +37,7 @@ from cluster import dboptions
 from cluster.nodeauth import content_hash
 from cluster.store import NodeStore
 
-async def main(path, wal_cap, behind):
+async def main(path, wal_cap):
     if wal_cap:
         dboptions.MAX_WAL_BYTES = wal_cap
     store = NodeStore(path)
@@ -51,11 +46,9 @@ async def main(path, wal_cap, behind):
     for i in range(100_000):
         data = i.to_bytes(4, "big") * ({size} // 4)
         await store.put_shard(f"s{{i}}.0", data, content_hash(data))
-        if behind and i >= behind:
-            await store.delete_shards([f"s{{i - behind}}.0"])
         print(i, flush=True)
 
-asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
+asyncio.run(main(sys.argv[1], int(sys.argv[2])))
 """
 
 
@@ -81,30 +74,10 @@ def test_sigkill_mid_forced_flush_of_records_keeps_them(tmp_path: Path) -> None:
     asyncio.run(_reopen_and_check(db, acked[-1]))
 
 
-def test_sigkill_while_a_recycled_wal_takes_writes_resurrects_nothing(tmp_path: Path) -> None:
-    db = tmp_path / "db"
-    recycled = 0
-
-    def reusing() -> bool:  # the LOG names each WAL taken from the recycle list
-        nonlocal recycled
-        log = db / "LOG"
-        recycled = log.read_text().count("reusing log") if log.exists() else 0
-        return recycled >= 2  # the second: the first recycled file had room to fill
-    acked = _write_until(db, 8 << 20, reusing, behind=BEHIND)
-    assert recycled >= 2 and len(acked) > 16
-    assert "recycle_log_file_num=4" in rocksdb_options(db)
-    asyncio.run(_reopen_and_check(db, acked[-1], behind=BEHIND))
-
-
-BEHIND = 3  # the recycling test deletes shard i once shard i + BEHIND is written
-
-
-def _write_until(db: Path, wal_cap: int, moment: Callable[[], bool], behind: int = 0
-                 ) -> list[int]:
-    """Run the writing child until ``moment()``, SIGKILL it; the shards it acknowledged
-    (with ``behind``, each acknowledged with the delete of the one ``behind`` before)."""
+def _write_until(db: Path, wal_cap: int, moment: Callable[[], bool]) -> list[int]:
+    """Run the writing child until ``moment()``, SIGKILL it; the shards it acknowledged."""
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD.format(size=SIZE), str(db), str(wal_cap), str(behind)],
+        [sys.executable, "-c", CHILD.format(size=SIZE), str(db), str(wal_cap)],
         stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[2])
     try:
         deadline = time.monotonic() + 120
@@ -120,24 +93,18 @@ def _write_until(db: Path, wal_cap: int, moment: Callable[[], bool], behind: int
     return [int(line) for line in out.split()]
 
 
-async def _reopen_and_check(db: Path, last_acked: int, behind: int = 0) -> None:
+async def _reopen_and_check(db: Path, last_acked: int) -> None:
     store = NodeStore(db)
     await store.start()
-    deleted = last_acked - behind + 1 if behind else 0  # s0 .. s(deleted-1) are gone
     try:
         assert await store.meta_get(["obj/kept"]) == [{"hlc": [1, 0, "g"]}]
         for i in range(last_acked + 1):
-            got = await store.get_shard(f"s{i}.0")
-            if i < deleted or (i == deleted and behind and got is None):
-                assert got is None, i  # deleted, or its delete was in flight
-                continue
-            assert got == shard(i), i
+            assert await store.get_shard(f"s{i}.0") == shard(i), i
             assert await store.shard_hash(f"s{i}.0") == content_hash(shard(i))
         held = await store.shard_ids("", 1_000_000)
         for key in held:  # a write in flight may have landed; then it is whole
             i = int(key[1:-2])
-            assert i >= deleted, key
             assert await store.get_shard(key) == shard(i), key
-        assert len(held) >= last_acked + 1 - deleted - (1 if behind else 0)
+        assert len(held) >= last_acked + 1
     finally:
         await store.close()
