@@ -379,3 +379,10 @@ async def read_range(
     finally:
         if ahead is not None and not ahead.done():
             ahead.cancel()
+
+
+async def flat_pieces(stream: AsyncIterator[Pieces]) -> AsyncGenerator[bytes | memoryview, None]:
+    """The pieces of ``read_range``'s blocks one by one, in order."""
+    async for pieces in stream:
+        for piece in pieces:
+            yield piece

@@ -36,7 +36,7 @@ from urllib.parse import unquote
 from starlette.responses import Response
 
 from gateway import sse, tagging, versioning
-from gateway.blockstore import BlockWriter, Pieces, read_block
+from gateway.blockstore import BlockWriter, flat_pieces, read_block
 from gateway.checksums import Checksum
 from gateway.conditions import check_copy_source, write_condition
 from gateway.errors import S3Error
@@ -127,13 +127,13 @@ async def _copy_data(req: S3Request, src: ObjectRecord, rec: ObjectRecord,
     """Re-encode (and re-encrypt) the data under the destination's policy and key."""
     sealer = dest_key.sealer if dest_key else None
     if src.inline is not None:
-        data = b"".join([p async for ps in body_stream(req, src, 0, src.size, src_key)
-                         for p in ps])
+        data = b"".join([p async for p in flat_pieces(
+            body_stream(req, src, 0, src.size, src_key))])
         rec.inline = base64.b64encode(sealer.seal(data) if sealer else data).decode()
         return
     writer = BlockWriter(req.backend, policy, sealer)
     try:
-        await writer.write(_flat(body_stream(req, src, 0, src.size, src_key)))
+        await writer.write(flat_pieces(body_stream(req, src, 0, src.size, src_key)))
     except BaseException:
         writer.abort()
         raise
@@ -176,12 +176,6 @@ class _Digests:
 
 async def _one(data: bytes) -> AsyncIterator[bytes]:
     yield data
-
-
-async def _flat(stream: AsyncIterator[Pieces]) -> AsyncIterator[bytes | memoryview]:
-    async for pieces in stream:
-        for piece in pieces:
-            yield piece
 
 
 async def _build_part(req: S3Request, src: ObjectRecord, start: int, end: int,

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from starlette.responses import Response, StreamingResponse
 
 from gateway import sse, tagging, versioning
-from gateway.blockstore import BlockWriter, Pieces, delete_blocks, read_range
+from gateway.blockstore import BlockWriter, Pieces, delete_blocks, flat_pieces, read_range
 from gateway.body import UploadBody
 from gateway.conditions import check_read, range_applies, write_condition
 from gateway.errors import S3Error
@@ -269,9 +269,8 @@ async def get_object(req: S3Request) -> Response:
         # (cluster/httpserve.py coalesces the writes).
         for piece in first:
             yield piece
-        async for pieces in stream:
-            for piece in pieces:
-                yield piece
+        async for piece in flat_pieces(stream):
+            yield piece
 
     return StreamingResponse(body(), status_code=status, headers=headers,
                              media_type=media_type)

@@ -324,8 +324,9 @@ def test_a_read_streaming_through_a_kill_is_byte_identical(cluster, s3, stored):
     has the first MiB: the blocks before it went out as received, the last one is
     rebuilt from parity, and the body is byte-identical."""
     all_nodes_back(cluster)
-    write(s3, stored, "streamed", 40 * MiB + 7)  # 11 blocks: far more than the gateway
-    admin = AdminClient(*locate(cluster.data))  # fetches ahead or the sockets buffer
+    # 11 blocks: far more than the gateway fetches ahead or the sockets buffer.
+    write(s3, stored, "streamed", 40 * MiB + 7)
+    admin = AdminClient(*locate(cluster.data))
     last = admin.object_health(BUCKET, "streamed")["blocks"][-1]
     victim = last["slots"][0]["node"]
     body = s3.get_object(Bucket=BUCKET, Key="streamed")["Body"]
