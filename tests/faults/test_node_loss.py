@@ -257,10 +257,11 @@ class _CountingBody(io.BytesIO):
         return chunk
 
 
-def test_concurrent_uploads_survive_a_kill(cluster, s3, stored):
+def test_concurrent_uploads_survive_a_kill(cluster, s3, stored, degraded):
     """SIGKILL while multi-block PUTs stream: blocks are being received, encoded and sent
     at once. Every PUT is acknowledged with the MD5 of its whole body as ETag (its
-    blocks were digested in order) and reads back byte-identical."""
+    blocks were digested in order) and reads back byte-identical. Blocks sent after the
+    kill doubled up on a survivor: the uploads join ``degraded``."""
     all_nodes_back(cluster)
     probe = _CountingBody(os.urandom(10 * MiB), 9 * MiB)
     s3.put_object(Bucket=BUCKET, Key="uploads/probe", Body=probe)
@@ -285,10 +286,13 @@ def test_concurrent_uploads_survive_a_kill(cluster, s3, stored):
     for t in threads:
         t.join()
     assert errors == []
+    uploaded: dict[str, str] = {}
     for key, data in bodies.items():
         assert etags[key] == f'"{hashlib.md5(data).hexdigest()}"', key
-        stored[key] = hashlib.sha256(data).hexdigest()
+        uploaded[key] = hashlib.sha256(data).hexdigest()
     read_all(s3, stored)
+    read_all(s3, uploaded)
+    degraded.update(uploaded)
 
 
 def test_restarted_owners_answer_the_first_read(cluster, stored):
