@@ -145,15 +145,15 @@ def _status_words(s: dict[str, Any]) -> str:
     lines.append(f"  capacity: {cap['alive_bytes'] / 2**30:,.0f} GiB live of "
                  f"{cap['total_bytes'] / 2**30:,.0f} GiB; "
                  f"{cap.get('used_bytes', 0) / 2**30:,.1f} GiB of shards stored")
+    gw = s["gateway"]
+    lines.append(f"  gateway {gw['name']}: {gw['writes_in_flight_bytes'] / 2**20:,.0f} of "
+                 f"{gw['write_budget_bytes'] / 2**20:,.0f} MiB of blocks being written, "
+                 f"{gw['writes_waiting']} uploads waiting for room")
     lines += [f"  problem: {p}" for p in s["problems"]]
     return "\n".join(lines)
 
 
 BAR = 30
-
-
-
-
 
 
 def progress_bar(done: int, total: int) -> str:

@@ -15,6 +15,7 @@ from cluster.hlc import HybridClock
 from cluster.membership import Member, Membership
 from cluster.metadata import MetadataReplicator, writable_candidates
 from cluster.nodeclient import NodeClient
+from gateway.budget import WRITE_BUDGET, ByteBudget
 from placement.hrw import Candidate
 from placement.policy import StoragePolicy, default_policy
 
@@ -28,6 +29,7 @@ class Backend:
         self.client = client
         self.clock = HybridClock(name)
         self.meta = MetadataReplicator(client, membership)
+        self.write_budget = ByteBudget(WRITE_BUDGET)  # block bytes in flight, all uploads
         self._tasks: set[asyncio.Task] = set()
 
     def node_members(self) -> list[Member]:

@@ -7,7 +7,9 @@ its shards go to k+m nodes picked by zone-aware rendezvous hashing on the block 
 body keeps arriving meanwhile. A block counts as written once ``policy.write_quorum``
 shards are durable (each node syncs its WAL before answering); failed slots are retried
 once on the next nodes in rank and otherwise left empty for repair. At most
-``PIPELINE`` blocks are being digested, encoded or sent, so memory is bounded per upload.
+``PIPELINE`` blocks are being digested, encoded or sent, so memory is bounded per upload,
+and all uploads of a gateway process share ``Backend.write_budget`` (gateway/budget.py),
+so memory is bounded however many uploads arrive at once.
 
 Read: the k data shards are asked first (their payloads are the block, which a GET
 sends on as the buffers they arrived in, copying nothing); when one fails, or
@@ -123,23 +125,28 @@ class BlockWriter:
         # here stalled the client for ~20 ms every 4 MiB. Digests must see blocks in
         # order, so each block's digest starts when the one before it has finished; the
         # coding runs beside the next block's digest.
+        taken = await self.backend.write_budget.acquire(len(block))
         previous, self._digested = self._digested, asyncio.Event()
         self._inflight.append(asyncio.ensure_future(
-            self._store(block, digest, previous, self._digested)))
+            self._store(block, digest, previous, self._digested, taken)))
 
     async def _store(self, block: bytes, digest: Digest | None,
-                     previous: asyncio.Event | None, digested: asyncio.Event) -> BlockRef:
+                     previous: asyncio.Event | None, digested: asyncio.Event,
+                     taken: int) -> BlockRef:
         try:
-            if previous is not None:
-                await previous.wait()
-            if digest is not None:
-                await asyncio.to_thread(digest, memoryview(block))
+            try:
+                if previous is not None:
+                    await previous.wait()
+                if digest is not None:
+                    await asyncio.to_thread(digest, memoryview(block))
+            finally:
+                digested.set()
+            shards = await asyncio.to_thread(_encode, self.policy, block, self.sealer)
+            size = len(block)
+            del block  # the shards hold its bytes now; an upload's memory is what it sends
+            return await self._send(size, shards)
         finally:
-            digested.set()
-        shards = await asyncio.to_thread(_encode, self.policy, block, self.sealer)
-        size = len(block)
-        del block  # the shards hold its bytes now; an upload's memory is what it sends
-        return await self._send(size, shards)
+            self.backend.write_budget.release(taken)
 
     async def _send(self, size: int, shards: list[tuple[bytes, str]]) -> BlockRef:
         block_id = uuid.uuid4().hex

@@ -100,4 +100,8 @@ async def cluster_status(catalog: Catalog) -> dict[str, Any]:
                      "used_bytes": sum(h["bytes"] for h in health.values() if h)},
         "default_policy": str(backend.default_policy()),
         "buckets": buckets,
+        "gateway": {"name": backend.name,  # this gateway process, the one that answered
+                    "write_budget_bytes": backend.write_budget.limit,
+                    "writes_in_flight_bytes": backend.write_budget.used,
+                    "writes_waiting": backend.write_budget.waiting},
     }
