@@ -125,28 +125,28 @@ class BlockWriter:
         # here stalled the client for ~20 ms every 4 MiB. Digests must see blocks in
         # order, so each block's digest starts when the one before it has finished; the
         # coding runs beside the next block's digest.
-        taken = await self.backend.write_budget.acquire(len(block))
+        budget = self.backend.write_budget
+        taken = await budget.acquire(len(block))
         previous, self._digested = self._digested, asyncio.Event()
-        self._inflight.append(asyncio.ensure_future(
-            self._store(block, digest, previous, self._digested, taken)))
+        task = asyncio.ensure_future(self._store(block, digest, previous, self._digested))
+        # A callback, not a ``finally`` in _store: abort() may cancel the task before it
+        # ever ran, and then no line of the coroutine runs.
+        task.add_done_callback(lambda _: budget.release(taken))
+        self._inflight.append(task)
 
     async def _store(self, block: bytes, digest: Digest | None,
-                     previous: asyncio.Event | None, digested: asyncio.Event,
-                     taken: int) -> BlockRef:
+                     previous: asyncio.Event | None, digested: asyncio.Event) -> BlockRef:
         try:
-            try:
-                if previous is not None:
-                    await previous.wait()
-                if digest is not None:
-                    await asyncio.to_thread(digest, memoryview(block))
-            finally:
-                digested.set()
-            shards = await asyncio.to_thread(_encode, self.policy, block, self.sealer)
-            size = len(block)
-            del block  # the shards hold its bytes now; an upload's memory is what it sends
-            return await self._send(size, shards)
+            if previous is not None:
+                await previous.wait()
+            if digest is not None:
+                await asyncio.to_thread(digest, memoryview(block))
         finally:
-            self.backend.write_budget.release(taken)
+            digested.set()
+        shards = await asyncio.to_thread(_encode, self.policy, block, self.sealer)
+        size = len(block)
+        del block  # the shards hold its bytes now; an upload's memory is what it sends
+        return await self._send(size, shards)
 
     async def _send(self, size: int, shards: list[tuple[bytes, str]]) -> BlockRef:
         block_id = uuid.uuid4().hex
