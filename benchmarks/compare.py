@@ -34,8 +34,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import uvloop
-
 from benchmarks import loadgen
 
 # (loadgen result name, field, unit, higher is better)
@@ -106,8 +104,7 @@ def run_workload(store: Store, workload: str, args: argparse.Namespace) -> None:
         argv.append("--quick")
     argv += ["--checksum", args.checksum]
     print(f"\n== {store.name}: {workload}", flush=True)
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        report = runner.run(loadgen.run(loadgen.parse_args(argv)))
+    report = asyncio.run(loadgen.run(loadgen.parse_args(argv)))  # the loop loadgen.main uses
     for result, key, _, _ in FIGURES[workload]:
         got = report["results"].get(result, {})
         if got.get("errors") or key not in got:
