@@ -77,6 +77,14 @@ def write(s3, stored: dict[str, str], key: str, size: int) -> None:
     stored[key] = hashlib.sha256(data).hexdigest()
 
 
+def acknowledged(bodies: dict[str, bytes], etags: dict[str, str]) -> dict[str, str]:
+    """{key: sha256} of uploads that were each acknowledged with the MD5 of the whole
+    body as ETag (its blocks were digested in order)."""
+    for key, data in bodies.items():
+        assert etags[key] == f'"{hashlib.md5(data).hexdigest()}"', key
+    return {key: hashlib.sha256(data).hexdigest() for key, data in bodies.items()}
+
+
 def test_an_owner_stopped_through_overwrites_never_serves_old_bytes(cluster, s3, stored):
     """SIGSTOP the first metadata owner of a key (the one reads ask first) and overwrite
     the key twice, the second time after the gateway's call to it has timed out (so that
@@ -286,10 +294,7 @@ def test_concurrent_uploads_survive_a_kill(cluster, s3, stored, degraded):
     for t in threads:
         t.join()
     assert errors == []
-    uploaded: dict[str, str] = {}
-    for key, data in bodies.items():
-        assert etags[key] == f'"{hashlib.md5(data).hexdigest()}"', key
-        uploaded[key] = hashlib.sha256(data).hexdigest()
+    uploaded = acknowledged(bodies, etags)
     read_all(s3, stored)
     read_all(s3, uploaded)
     degraded.update(uploaded)
@@ -328,10 +333,7 @@ def test_uploads_queued_behind_a_hung_node_all_land(cluster, s3, stored, degrade
     assert errors == []
     gateway = admin.status()["gateway"]
     assert (gateway["writes_in_flight_bytes"], gateway["writes_waiting"]) == (0, 0)
-    uploaded: dict[str, str] = {}
-    for key, data in bodies.items():
-        assert etags[key] == f'"{hashlib.md5(data).hexdigest()}"', key
-        uploaded[key] = hashlib.sha256(data).hexdigest()
+    uploaded = acknowledged(bodies, etags)
     read_all(s3, uploaded)
     read_all(s3, stored)
     degraded.update(uploaded)
