@@ -4,7 +4,8 @@ Authentication: ``Authorization: Bearer <SHOAL_ADMIN_TOKEN>``, compared in const
 A gateway started without a token answers 403 to every admin request (the API is off).
 Bodies and answers are JSON; errors are ``{"error": code, "message": words}``.
 
-    GET    /_shoal/admin/status                       members, zones, capacity, problems
+    GET    /_shoal/admin/status                       members, zones, capacity, problems,
+                                                       this gateway's writes in flight
     GET    /_shoal/admin/keys                         keys (never their secrets)
     POST   /_shoal/admin/keys        {"name"}         a new key: its secret is shown once
     DELETE /_shoal/admin/keys/KEY
