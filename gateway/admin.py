@@ -6,6 +6,7 @@ Bodies and answers are JSON; errors are ``{"error": code, "message": words}``.
 
     GET    /_shoal/admin/status                       members, zones, capacity, problems,
                                                        this gateway's writes in flight
+                                                       and read-ahead
     GET    /_shoal/admin/keys                         keys (never their secrets)
     POST   /_shoal/admin/keys        {"name"}         a new key: its secret is shown once
     DELETE /_shoal/admin/keys/KEY

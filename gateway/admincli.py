@@ -148,7 +148,9 @@ def _status_words(s: dict[str, Any]) -> str:
     gw = s["gateway"]
     lines.append(f"  gateway {gw['name']}: {gw['writes_in_flight_bytes'] / 2**20:,.0f} of "
                  f"{gw['write_budget_bytes'] / 2**20:,.0f} MiB of blocks being written, "
-                 f"{gw['writes_waiting']} uploads waiting for room")
+                 f"{gw['writes_waiting']} uploads waiting for room; "
+                 f"{gw['read_ahead_bytes'] / 2**20:,.0f} of "
+                 f"{gw['read_ahead_budget_bytes'] / 2**20:,.0f} MiB read ahead")
     lines += [f"  problem: {p}" for p in s["problems"]]
     return "\n".join(lines)
 

@@ -15,7 +15,7 @@ from cluster.hlc import HybridClock
 from cluster.membership import Member, Membership
 from cluster.metadata import MetadataReplicator, writable_candidates
 from cluster.nodeclient import NodeClient
-from gateway.budget import WRITE_BUDGET, ByteBudget
+from gateway.budget import READ_AHEAD_BUDGET, WRITE_BUDGET, ByteBudget
 from placement.hrw import Candidate
 from placement.policy import StoragePolicy, default_policy
 
@@ -30,6 +30,7 @@ class Backend:
         self.clock = HybridClock(name)
         self.meta = MetadataReplicator(client, membership)
         self.write_budget = ByteBudget(WRITE_BUDGET)  # block bytes in flight, all uploads
+        self.read_ahead = ByteBudget(READ_AHEAD_BUDGET)  # blocks fetched ahead, all GETs
         self._tasks: set[asyncio.Task] = set()
 
     def node_members(self) -> list[Member]:

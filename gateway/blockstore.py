@@ -364,8 +364,9 @@ async def read_range(
     backend: Backend, policy: StoragePolicy, blocks: list[BlockRef], start: int, end: int,
     sealer: Sealer | None = None,
 ) -> AsyncGenerator[Pieces, None]:
-    """Bytes [start, end) of an object, the pieces of one block at a time, one block
-    fetched ahead."""
+    """Bytes [start, end) of an object, the pieces of one block at a time; the next block
+    is fetched ahead while the gateway's read-ahead budget has room (gateway/budget.py),
+    and its bytes count there until the caller comes back for the block after it."""
     offset = 0
     wanted: list[tuple[BlockRef, int, int]] = []
     for b in blocks:
@@ -373,19 +374,30 @@ async def read_range(
         if lo < hi:
             wanted.append((b, lo - offset, hi - offset))
         offset += b.size
+    budget = backend.read_ahead
     ahead: asyncio.Task | None = None
+    ahead_taken = current_taken = 0
     try:
         for i, (b, lo, hi) in enumerate(wanted):
-            current = ahead or asyncio.ensure_future(
-                read_part(backend, policy, b, lo, hi, sealer))
-            ahead = None
+            if ahead is None:
+                current = asyncio.ensure_future(read_part(backend, policy, b, lo, hi, sealer))
+            else:
+                current, current_taken = ahead, ahead_taken
+            ahead, ahead_taken = None, 0
             if i + 1 < len(wanted):
                 nb, nlo, nhi = wanted[i + 1]
-                ahead = asyncio.ensure_future(read_part(backend, policy, nb, nlo, nhi, sealer))
+                taken = budget.try_acquire(nhi - nlo)
+                if taken is not None:
+                    ahead_taken = taken
+                    ahead = asyncio.ensure_future(
+                        read_part(backend, policy, nb, nlo, nhi, sealer))
             yield await current
+            budget.release(current_taken)  # the caller is done with that block
+            current_taken = 0
     finally:
         if ahead is not None and not ahead.done():
             ahead.cancel()
+        budget.release(ahead_taken + current_taken)
 
 
 async def flat_pieces(stream: AsyncIterator[Pieces]) -> AsyncGenerator[bytes | memoryview, None]:

@@ -103,5 +103,7 @@ async def cluster_status(catalog: Catalog) -> dict[str, Any]:
         "gateway": {"name": backend.name,  # this gateway process, the one that answered
                     "write_budget_bytes": backend.write_budget.limit,
                     "writes_in_flight_bytes": backend.write_budget.used,
-                    "writes_waiting": backend.write_budget.waiting},
+                    "writes_waiting": backend.write_budget.waiting,
+                    "read_ahead_budget_bytes": backend.read_ahead.limit,
+                    "read_ahead_bytes": backend.read_ahead.used},
     }

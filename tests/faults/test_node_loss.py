@@ -383,3 +383,26 @@ def test_a_read_streaming_through_a_kill_is_byte_identical(cluster, s3, stored):
     rest = body.read()
     assert hashlib.sha256(head + rest).hexdigest() == stored["streamed"]
     read_all(s3, stored)
+
+
+def test_stalled_readers_share_the_read_ahead_and_survive_a_kill(cluster, s3, stored):
+    """Six GETs of an 11-block object, each stalled by its client after the first MiB:
+    together they hold the gateway's read-ahead budget (16 MiB: four of them a block
+    ahead, not all six). SIGKILL a node under them and read on: every body is
+    byte-identical, and once they are done nothing is counted as read ahead."""
+    all_nodes_back(cluster)
+    write(s3, stored, "read-ahead", 40 * MiB + 3)
+    admin = AdminClient(*locate(cluster.data))
+
+    def read_ahead() -> tuple[int, int]:
+        gateway = admin.status()["gateway"]
+        return gateway["read_ahead_bytes"], gateway["read_ahead_budget_bytes"]
+
+    bodies = [s3.get_object(Bucket=BUCKET, Key="read-ahead")["Body"] for _ in range(6)]
+    heads = [body.read(MiB) for body in bodies]
+    assert wait_until(lambda: read_ahead() == (16 * MiB, 16 * MiB), 10), read_ahead()
+    cluster.kill_node("node-2")
+    for head, body in zip(heads, bodies, strict=True):
+        assert hashlib.sha256(head + body.read()).hexdigest() == stored["read-ahead"]
+    assert wait_until(lambda: read_ahead()[0] == 0, 10), read_ahead()
+    read_all(s3, stored)

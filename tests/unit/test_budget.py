@@ -122,3 +122,20 @@ def test_a_release_just_after_a_cancel_passes_over_the_cancelled_waiter():
         assert budget.used == 2 and budget.waiting == 0
 
     run(body())
+
+
+def test_try_acquire_takes_only_what_fits_now_and_never_jumps_the_queue():
+    async def body() -> None:
+        budget = ByteBudget(8)
+        assert budget.try_acquire(5) == 5
+        assert budget.try_acquire(4) is None  # 9 > 8: nothing taken
+        assert budget.used == 5
+        waiter = asyncio.ensure_future(budget.acquire(6))
+        await settle()
+        assert budget.try_acquire(1) is None  # it would fit, but someone waits first
+        budget.release(5)
+        await waiter
+        assert budget.try_acquire(2) == 2 and budget.used == 8
+        assert budget.try_acquire(100) is None
+
+    run(body())
