@@ -123,25 +123,41 @@ class MetadataReplicator:
         task.add_done_callback(self._background.discard)
 
     async def put(self, partition: str, items: list[tuple[str, Record]]) -> None:
-        """Write ``items`` (already stamped) to the partition's owners; returns at W acks."""
+        """Write ``items`` (already stamped) to the partition's owners; returns at W acks.
+        Short of W, owners marked down for a refused connection are asked once more, as
+        reads do (``_gather``): a restarted owner answers at once, a dead one refuses at
+        once, and without it a write failed for the breaker's cooldown after a restart."""
         targets = self.owners(partition)
         need, _ = self._quorums(len(targets))
         for m in self.handoff(partition):
             self._spawn(_quietly(self.client.meta_put(m.api, items)))
-        tasks = [asyncio.ensure_future(self.client.meta_put(m.api, items)) for m in targets]
-        acked = 0
-        for fut in asyncio.as_completed(tasks):
-            try:
-                await fut
-                acked += 1
-            except NodeUnavailable:
-                continue
-            if acked >= need:
-                for t in tasks:
-                    if not t.done():
-                        self._spawn(_quietly(t))
-                return
-        raise QuorumError(f"metadata write reached {acked} of {need} owners")
+        acked, failed = await self._put_to(targets, items, need)
+        if acked < need and self.client.unmark_refused([m.api for m in failed]):
+            more, _ = await self._put_to(failed, items, need - acked)
+            acked += more
+        if acked < need:
+            raise QuorumError(f"metadata write reached {acked} of {need} owners")
+
+    async def _put_to(self, targets: list[Member], items: list[tuple[str, Record]],
+                      need: int) -> tuple[int, list[Member]]:
+        """(acks, owners that could not take the write), returning once ``need`` acked;
+        the other writes finish in the background."""
+        pending = {asyncio.ensure_future(self.client.meta_put(m.api, items)): m
+                   for m in targets}
+        acked, failed = 0, []
+        while pending and acked < need:
+            done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                member = pending.pop(task)
+                if task.exception() is None:
+                    acked += 1
+                elif isinstance(task.exception(), NodeUnavailable):
+                    failed.append(member)
+                else:
+                    raise task.exception()  # type: ignore[misc]
+        for task in pending:
+            self._spawn(_quietly(task))
+        return acked, failed
 
     async def get(self, partition: str, key: str, strict: bool = False) -> Record | None:
         """The newest record for ``key`` (tombstones included), or None.

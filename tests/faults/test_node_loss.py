@@ -366,6 +366,34 @@ def test_restarted_owners_answer_the_first_read(cluster, stored):
     read_all(s3, stored)
 
 
+def test_restarted_owners_take_the_first_write(cluster, stored):
+    """Two of the bucket's three metadata owners SIGKILLed: a write reaches 1 of the 2
+    owners it needs, a clean 503, and the gateway marks them down (connection refused).
+    The moment their node APIs answer again, a write must succeed, not wait out the
+    breaker's cooldown. No client retries."""
+    all_nodes_back(cluster)
+    s3 = cluster.client(retries={"max_attempts": 1, "mode": "standard"})
+    specs = {}
+    for name in cluster.metadata_owners(BUCKET)[:2]:
+        cluster.kill_node(name)
+        specs[name] = cluster.killed.pop(name)
+    key, data = "written-after-restart", os.urandom(1000)  # inline: a metadata write only
+    with pytest.raises(ClientError) as info:
+        s3.put_object(Bucket=BUCKET, Key=key, Body=data)
+    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+    for spec in specs.values():
+        cluster.respawn(spec)
+    deadline = time.monotonic() + 60
+    while not all(spec_answers(spec) for spec in specs.values()):  # writes fail meanwhile
+        assert time.monotonic() < deadline, "restarted owners did not answer"
+        with contextlib.suppress(ClientError):
+            s3.put_object(Bucket=BUCKET, Key=key, Body=b"an earlier try")
+        time.sleep(0.05)
+    s3.put_object(Bucket=BUCKET, Key=key, Body=data)
+    stored[key] = hashlib.sha256(data).hexdigest()
+    read_all(s3, stored)
+
+
 def test_a_read_streaming_through_a_kill_is_byte_identical(cluster, s3, stored):
     """A GET sends each block on as the views of its data shards that came from the
     nodes. SIGKILL the node holding the last block's first data shard once the client
