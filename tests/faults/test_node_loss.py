@@ -19,6 +19,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 from botocore.exceptions import ClientError
@@ -339,6 +340,28 @@ def test_uploads_queued_behind_a_hung_node_all_land(cluster, s3, stored, degrade
     degraded.update(uploaded)
 
 
+def restart_while_failing(cluster, names: list[str], attempt: Callable[[], object]) -> None:
+    """SIGKILL the nodes ``names``: ``attempt`` (an S3 call that needs them) fails with a
+    clean 503, and the gateway marks them down (connection refused). Restart them,
+    calling ``attempt`` meanwhile (it fails, keeping the marks fresh), and return the
+    moment their node APIs answer."""
+    specs = {}
+    for name in names:
+        cluster.kill_node(name)
+        specs[name] = cluster.killed.pop(name)
+    with pytest.raises(ClientError) as info:
+        attempt()
+    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+    for spec in specs.values():
+        cluster.respawn(spec)
+    deadline = time.monotonic() + 60
+    while not all(spec_answers(spec) for spec in specs.values()):
+        assert time.monotonic() < deadline, "restarted nodes did not answer"
+        with contextlib.suppress(ClientError):
+            attempt()
+        time.sleep(0.05)
+
+
 def test_restarted_owners_answer_the_first_read(cluster, stored):
     """Every metadata owner of the bucket SIGKILLed: reads fail with a clean 503 and the
     gateway marks the owners down (connection refused). The moment their node APIs
@@ -347,22 +370,8 @@ def test_restarted_owners_answer_the_first_read(cluster, stored):
     get this right."""
     all_nodes_back(cluster)
     s3 = cluster.client(retries={"max_attempts": 1, "mode": "standard"})
-    owners = cluster.metadata_owners(BUCKET)
-    specs = {}
-    for name in owners:
-        cluster.kill_node(name)
-        specs[name] = cluster.killed.pop(name)
-    with pytest.raises(ClientError) as info:
-        s3.get_object(Bucket=BUCKET, Key="one-block")
-    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
-    for spec in specs.values():
-        cluster.respawn(spec)
-    deadline = time.monotonic() + 60
-    while not all(spec_answers(spec) for spec in specs.values()):  # reads fail meanwhile
-        assert time.monotonic() < deadline, "restarted owners did not answer"
-        with contextlib.suppress(ClientError):
-            s3.head_object(Bucket=BUCKET, Key="one-block")
-        time.sleep(0.05)
+    restart_while_failing(cluster, cluster.metadata_owners(BUCKET),
+                          lambda: s3.head_object(Bucket=BUCKET, Key="one-block"))
     read_all(s3, stored)
 
 
@@ -373,22 +382,9 @@ def test_restarted_owners_take_the_first_write(cluster, stored):
     breaker's cooldown. No client retries."""
     all_nodes_back(cluster)
     s3 = cluster.client(retries={"max_attempts": 1, "mode": "standard"})
-    specs = {}
-    for name in cluster.metadata_owners(BUCKET)[:2]:
-        cluster.kill_node(name)
-        specs[name] = cluster.killed.pop(name)
     key, data = "written-after-restart", os.urandom(1000)  # inline: a metadata write only
-    with pytest.raises(ClientError) as info:
-        s3.put_object(Bucket=BUCKET, Key=key, Body=data)
-    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
-    for spec in specs.values():
-        cluster.respawn(spec)
-    deadline = time.monotonic() + 60
-    while not all(spec_answers(spec) for spec in specs.values()):  # writes fail meanwhile
-        assert time.monotonic() < deadline, "restarted owners did not answer"
-        with contextlib.suppress(ClientError):
-            s3.put_object(Bucket=BUCKET, Key=key, Body=b"an earlier try")
-        time.sleep(0.05)
+    restart_while_failing(cluster, cluster.metadata_owners(BUCKET)[:2],
+                          lambda: s3.put_object(Bucket=BUCKET, Key=key, Body=data))
     s3.put_object(Bucket=BUCKET, Key=key, Body=data)
     stored[key] = hashlib.sha256(data).hexdigest()
     read_all(s3, stored)
