@@ -54,10 +54,9 @@ class ByteBudget:
     async def acquire(self, size: int) -> int:
         """Wait until ``size`` bytes fit, take them, and return what was taken (a block
         larger than the whole budget takes all of it) for ``release``."""
-        taken = self.try_acquire(size)
-        if taken is not None:
-            return taken
         size = min(size, self.limit)
+        if self.try_acquire(size) is not None:
+            return size
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         entry = (size, future)
         self._waiters.append(entry)

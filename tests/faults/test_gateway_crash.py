@@ -69,24 +69,30 @@ def presigned_put(cluster, key: str) -> str:
     return v4.generate_presigned_url("put_object", Params={"Bucket": BUCKET, "Key": key})
 
 
+def left_nothing(cluster, s3, keys: list[str]) -> None:
+    """Failed uploads of ``keys`` gave every block byte back to the gateway's write
+    budget, and none of them is an object."""
+    admin = AdminClient(*locate(cluster.data))
+    assert wait_until(lambda: admin.status()["gateway"]["writes_in_flight_bytes"] == 0, 30)
+    for key in keys:
+        with pytest.raises(ClientError) as info:
+            s3.head_object(Bucket=BUCKET, Key=key)
+        assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+
+
 def test_clients_hanging_up_mid_body_leave_nothing_and_hold_no_budget(cluster, gateways):
     """Clients hang up at block boundaries and between them: no object appears, and the
     blocks they had in flight give their bytes back to the gateway's write budget. (At a
     boundary a block's task can be cancelled before it ever ran; a leak would leave
     every later upload on this gateway waiting for room.)"""
     first, _ = gateways
-    admin = AdminClient(*locate(cluster.data))
     piece = os.urandom(MiB)
     cuts = (4, 8, 9, 12, 13)  # MiB sent of the SIZE announced; blocks are 4 MiB
     for cut in cuts:
         conn = start_upload(presigned_put(cluster, f"hung-up-{cut}"))
         assert send(conn, piece, cut)
         conn.close()
-    assert wait_until(lambda: admin.status()["gateway"]["writes_in_flight_bytes"] == 0, 30)
-    for cut in cuts:
-        with pytest.raises(ClientError) as info:
-            first.head_object(Bucket=BUCKET, Key=f"hung-up-{cut}")
-        assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    left_nothing(cluster, first, [f"hung-up-{cut}" for cut in cuts])
 
 
 def test_a_malformed_chunk_right_after_a_block_leaves_nothing(cluster, gateways):
@@ -95,7 +101,6 @@ def test_a_malformed_chunk_right_after_a_block_leaves_nothing(cluster, gateways)
     is aborted before the block's task ever ran. The client gets InvalidChunkSizeError (403
     in S3's table), no object appears, and the block's bytes go back to the write budget."""
     first, _ = gateways
-    admin = AdminClient(*locate(cluster.data))
     data = os.urandom(4 * MiB)
     body = b"%x\r\n" % len(data) + data + b"\r\nzz\r\n" + b"x" * 64
     for attempt in range(5):
@@ -103,11 +108,7 @@ def test_a_malformed_chunk_right_after_a_block_leaves_nothing(cluster, gateways)
             "content-encoding": "aws-chunked", "x-amz-decoded-content-length": str(8 * MiB),
             "x-amz-trailer": "x-amz-checksum-crc32"}, payload="STREAMING-UNSIGNED-PAYLOAD-TRAILER")
         assert status == 403 and b"<Code>InvalidChunkSizeError</Code>" in answer, answer
-    assert wait_until(lambda: admin.status()["gateway"]["writes_in_flight_bytes"] == 0, 30)
-    for attempt in range(5):
-        with pytest.raises(ClientError) as info:
-            first.head_object(Bucket=BUCKET, Key=f"bad-chunk-{attempt}")
-        assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    left_nothing(cluster, first, [f"bad-chunk-{attempt}" for attempt in range(5)])
 
 
 def test_gateway_killed_mid_upload_leaves_no_object(cluster, gateways):
